@@ -1,0 +1,69 @@
+import { maskSecrets } from '../errors.js';
+import { quoteArg, quoteArgv } from './quote.js';
+import type { RunOptions, RunResult, Runner, WriteFileOptions } from './types.js';
+
+/** One thing a dry run would have done, as copy-pastable shell. */
+export interface RecordedStep {
+  host: string;
+  shell: string;
+}
+
+/**
+ * The dry-run Runner: changes nothing. Commands marked `query` (they only read
+ * state) still run on `inner` so the plan is built from the real state; every
+ * other command and file write is recorded and answered with success.
+ */
+export class RecordingRunner implements Runner {
+  readonly steps: RecordedStep[] = [];
+
+  constructor(
+    private readonly inner?: Runner,
+    readonly host: string = inner?.host ?? 'local',
+  ) {}
+
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    if (options.query && this.inner) return this.inner.run(argv, options);
+    let shell = maskSecrets(quoteArgv(argv), options.secrets);
+    if (options.env) {
+      const env = Object.entries(options.env).map(([k, v]) => `${k}=${quoteArg(v)}`);
+      shell = `env ${maskSecrets(env.join(' '), options.secrets)} ${shell}`;
+    }
+    if (options.stdin !== undefined) shell += heredoc(maskSecrets(options.stdin.toString(), options.secrets));
+    this.steps.push({ host: this.host, shell });
+    return { stdout: '', stderr: '', exitCode: 0 };
+  }
+
+  async writeFile(path: string, data: string, options: WriteFileOptions = {}): Promise<void> {
+    const mode = (options.mode ?? 0o644).toString(8).padStart(4, '0');
+    const body = options.secret ? '********\n' : data;
+    this.steps.push({
+      host: this.host,
+      shell: `install -m ${mode} /dev/stdin ${quoteArg(path)}${heredoc(body)}`,
+    });
+  }
+
+  async readFile(path: string): Promise<string | undefined> {
+    return this.inner?.readFile(path);
+  }
+
+  async removeFile(path: string): Promise<void> {
+    this.steps.push({ host: this.host, shell: `rm -f ${quoteArg(path)}` });
+  }
+
+  async close(): Promise<void> {
+    await this.inner?.close();
+  }
+
+  /** The recorded plan, one block per step, each prefixed with its host when not local. */
+  render(): string {
+    return this.steps.map((s) => (s.host === 'local' ? s.shell : `# on ${s.host}\n${s.shell}`)).join('\n');
+  }
+}
+
+/** A quoted heredoc whose terminator does not occur in the body. */
+function heredoc(body: string): string {
+  let tag = 'EOF';
+  while (body.split('\n').includes(tag)) tag += '_';
+  const text = body.endsWith('\n') ? body : `${body}\n`;
+  return ` <<'${tag}'\n${text}${tag}`;
+}

@@ -1,0 +1,39 @@
+// The one interface every command goes through: local, SSH and dry-run alike.
+
+export interface RunOptions {
+  /** Bytes fed to the program's standard input. */
+  stdin?: string | Buffer;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+  /** Values shown as ******** wherever this command or its output is printed. */
+  secrets?: readonly string[];
+  /** The command only reads state: a dry run still runs it to build its plan. */
+  query?: boolean;
+}
+
+/** Success and failure have one shape: callers branch on exit codes that mean something. */
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface WriteFileOptions {
+  /** Unix mode; defaults to 0o644. Anything holding a secret must be 0o600. */
+  mode?: number;
+  /** The content is secret: never printed (dry-run shows ********). */
+  secret?: boolean;
+}
+
+export interface Runner {
+  /** Where commands run, as a host URI: `local` or `ssh://user@host:port`. */
+  readonly host: string;
+  run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
+  /** Atomically replaces (or creates) a small file. */
+  writeFile(path: string, data: string, options?: WriteFileOptions): Promise<void>;
+  /** The file's text, or undefined when it does not exist. */
+  readFile(path: string): Promise<string | undefined>;
+  /** Removes a file; a file already gone is success. */
+  removeFile(path: string): Promise<void>;
+  close(): Promise<void>;
+}
