@@ -1,0 +1,56 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { waitFor } from './daemon.js';
+
+export const LIBVIRT_URI = 'qemu:///system';
+
+function virshOk(): boolean {
+  return spawnSync('virsh', ['-c', LIBVIRT_URI, 'version'], { stdio: 'ignore', timeout: 10000 }).status === 0;
+}
+
+function pidOf(file: string): number | undefined {
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * Makes sure virtlogd and libvirtd run (there is no systemd here). Returns a stop
+ * function that stops, by PID, only the daemons this call started; a libvirtd that
+ * was already running is left alone.
+ */
+export async function ensureLibvirtd(): Promise<() => Promise<void>> {
+  if (virshOk()) return async () => {};
+  const started: number[] = [];
+  if (spawnSync('pgrep', ['-x', 'virtlogd']).status !== 0) {
+    execFileSync('virtlogd', ['-d']);
+    await waitFor('virtlogd pid file', () => pidOf('/run/virtlogd.pid') !== undefined, 10000);
+    started.push(pidOf('/run/virtlogd.pid')!);
+  }
+  execFileSync('libvirtd', ['-d']);
+  await waitFor('libvirtd to answer virsh version', virshOk, 30000);
+  const libvirtdPid = pidOf('/run/libvirtd.pid');
+  if (libvirtdPid) started.unshift(libvirtdPid);
+  return async () => {
+    for (const pid of started) {
+      try {
+        process.kill(pid, 'SIGTERM');
+        await waitFor(`pid ${pid} to exit`, () => !existsSync(`/proc/${pid}`), 15000);
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+}
+
+/** The minimal domain from test-machine.md that starts under KVM here and takes hot-plugged disks. */
+export function minimalDomainXml(name: string, opts: { scsi?: boolean; ideCdrom?: boolean; acpi?: boolean } = {}): string {
+  const type = existsSync('/dev/kvm') ? 'kvm' : 'qemu';
+  const scsi = opts.scsi === false ? '' : "<controller type='scsi' model='virtio-scsi'/>";
+  const cdrom = opts.ideCdrom ? "<disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>" : '';
+  const acpi = opts.acpi === false ? '' : '<acpi/>';
+  return `<domain type='${type}'><name>${name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+  <features>${acpi}<apic/></features>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>${scsi}${cdrom}</devices></domain>`;
+}
