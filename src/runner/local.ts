@@ -32,7 +32,7 @@ export class LocalRunner implements Runner {
     }
     const code = (r.cause as NodeJS.ErrnoException | undefined)?.code;
     if (code === 'ENOENT') return { stdout: '', stderr: `${file}: command not found`, exitCode: EXIT_NOT_FOUND };
-    return { stdout: r.stdout ?? '', stderr: r.stderr || r.shortMessage, exitCode: r.signal ? 128 + (constants.signals[r.signal] ?? 0) : 1 };
+    return { stdout: r.stdout ?? '', stderr: r.stderr || (r.shortMessage ?? ''), exitCode: r.signal ? 128 + (constants.signals[r.signal] ?? 0) : 1 };
   }
 
   async writeFile(path: string, data: string, options: WriteFileOptions = {}): Promise<void> {
