@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { renderError } from './render-error.js';
 import { registerIqn } from './commands/iqn.js';
+import { registerXml } from './commands/xml.js';
 
 /** Exit codes: 0 done, 1 failed, 2 usage error. */
 export const EXIT_FAILED = 1;
@@ -12,7 +13,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [registerIqn]) register(program);
+  for (const register of [registerIqn, registerXml]) register(program);
   // Subcommands inherit exitOverride so usage errors come back as CommanderError.
   const inherit = (cmd: Command): void => {
     for (const sub of cmd.commands) {

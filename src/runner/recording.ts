@@ -14,10 +14,13 @@ export interface RecordedStep {
  * other command and file write is recorded and answered with success.
  */
 export class RecordingRunner implements Runner {
-  readonly steps: RecordedStep[] = [];
-
+  /**
+   * `steps` may be shared by the RecordingRunners of several hosts, so a plan that
+   * crosses hosts prints in the order it would run.
+   */
   constructor(
     private readonly inner?: Runner,
+    readonly steps: RecordedStep[] = [],
     readonly host: string = inner?.host ?? 'local',
   ) {}
 
@@ -56,8 +59,13 @@ export class RecordingRunner implements Runner {
 
   /** The recorded plan, one block per step, each prefixed with its host when not local. */
   render(): string {
-    return this.steps.map((s) => (s.host === 'local' ? s.shell : `# on ${s.host}\n${s.shell}`)).join('\n');
+    return renderSteps(this.steps);
   }
+}
+
+/** Steps as shell, each prefixed with its host when not local. */
+export function renderSteps(steps: readonly RecordedStep[]): string {
+  return steps.map((s) => (s.host === 'local' ? s.shell : `# on ${s.host}\n${s.shell}`)).join('\n');
 }
 
 /** A quoted heredoc whose terminator does not occur in the body. */

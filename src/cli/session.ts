@@ -1,0 +1,56 @@
+// One command's connections: a Runner per host URI, opened once and reused by every
+// step (one SSH connection per host), recording instead of changing under --dry-run.
+import { openRunner, type SshOptions } from '../runner/open.js';
+import { RecordingRunner, renderSteps, type RecordedStep } from '../runner/recording.js';
+import type { Runner } from '../runner/types.js';
+import { printText } from './output.js';
+
+export interface SessionOptions extends SshOptions {
+  dryRun?: boolean;
+}
+
+export class Session {
+  /** Under --dry-run: what would have run, on every host, in order. */
+  readonly recorded: RecordedStep[] = [];
+  private readonly runners = new Map<string, Promise<Runner>>();
+
+  constructor(readonly options: SessionOptions = {}) {}
+
+  get dryRun(): boolean {
+    return this.options.dryRun === true;
+  }
+
+  runner(uri = 'local'): Promise<Runner> {
+    let r = this.runners.get(uri);
+    if (!r) {
+      r = openRunner(uri, this.options).then((inner) => (this.dryRun ? new RecordingRunner(inner, this.recorded) : inner));
+      this.runners.set(uri, r);
+    }
+    return r;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.runners.values()];
+    this.runners.clear();
+    await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.close()));
+  }
+
+  /** The dry-run plan as copy-pastable shell, secrets masked. */
+  renderPlan(): string {
+    return renderSteps(this.recorded);
+  }
+}
+
+/** Runs `fn` with a Session and always closes it; under --dry-run prints the plan after. */
+export async function withSession<T>(options: SessionOptions, fn: (s: Session) => Promise<T>): Promise<T> {
+  const session = new Session(options);
+  try {
+    const result = await fn(session);
+    if (session.dryRun) {
+      printText(`# dry run: nothing was changed. This would run:\n${session.renderPlan() || '# (nothing to do)'}`);
+    }
+    return result;
+  } finally {
+    await session.close();
+  }
+}

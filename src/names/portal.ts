@@ -1,0 +1,45 @@
+// Portals: `HOST[:PORT]`, IPv6 in brackets (`[fe80::1]:3260`), port 3260 by default.
+import { isIP } from 'node:net';
+import { ValidationError } from '../errors.js';
+
+export const DEFAULT_ISCSI_PORT = 3260;
+
+export interface Portal {
+  /** Host name, IPv4 or IPv6 address (no brackets). */
+  host: string;
+  port: number;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+export function parsePortal(text: string): Portal {
+  const bad = (why: string): never => {
+    throw new ValidationError(`portal ${JSON.stringify(text)} ${why}; expected HOST[:PORT] or [IPV6][:PORT]`, 'portal');
+  };
+  let host: string;
+  let port: string | undefined;
+  const v6 = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
+  if (v6) {
+    host = v6[1]!;
+    port = v6[2];
+    if (isIP(host) !== 6) bad(`has "${host}" in brackets, which is not an IPv6 address`);
+  } else if (isIP(text) === 6) {
+    host = text; // a bare IPv6 address: no port can follow
+  } else {
+    const i = text.lastIndexOf(':');
+    host = i < 0 ? text : text.slice(0, i);
+    port = i < 0 ? undefined : text.slice(i + 1);
+    if (isIP(host) === 0 && !HOSTNAME.test(host)) bad(`has an invalid host "${host}"`);
+  }
+  let portNumber = DEFAULT_ISCSI_PORT;
+  if (port !== undefined) {
+    portNumber = Number(port);
+    if (!/^\d{1,5}$/.test(port) || portNumber < 1 || portNumber > 65535) bad(`has an invalid port "${port}"`);
+  }
+  return { host, port: portNumber };
+}
+
+/** `host:port`, IPv6 in brackets: the form iscsiadm, libiscsi URLs and people use. */
+export function formatPortal(p: Portal): string {
+  return `${isIP(p.host) === 6 ? `[${p.host}]` : p.host}:${p.port}`;
+}
