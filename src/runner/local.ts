@@ -16,7 +16,7 @@ export class LocalRunner implements Runner {
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const [file, ...args] = argv;
     if (!file) throw new TypeError('empty argv');
-    const r = await execa(file, args, {
+    const sub = execa(file, args, {
       input: options.stdin ?? '',
       env: options.env,
       timeout: options.timeoutMs,
@@ -24,6 +24,12 @@ export class LocalRunner implements Runner {
       stripFinalNewline: false,
       encoding: 'utf8',
     });
+    const onOutput = options.onOutput;
+    if (onOutput) {
+      sub.stdout?.on('data', (d: Buffer) => onOutput(d.toString('utf8'), 'stdout'));
+      sub.stderr?.on('data', (d: Buffer) => onOutput(d.toString('utf8'), 'stderr'));
+    }
+    const r = await sub;
     if (r.exitCode !== undefined && !r.timedOut) {
       return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
     }

@@ -9,6 +9,8 @@ export interface RunOptions {
   secrets?: readonly string[];
   /** The command only reads state: a dry run still runs it to build its plan. */
   query?: boolean;
+  /** Called with output as it arrives (progress bars); the result still holds all of it. */
+  onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
 }
 
 /** Success and failure have one shape: callers branch on exit codes that mean something. */

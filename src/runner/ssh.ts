@@ -1,0 +1,248 @@
+// Runs argv on a remote host over ONE SSH connection (ssh2), with channels in
+// parallel up to a limit. Results have LocalRunner's shape; file operations are
+// commands through the same run(), so sudo applies to them too.
+import { randomBytes } from 'node:crypto';
+import { constants, homedir } from 'node:os';
+import { StringDecoder } from 'node:string_decoder';
+import type { Client, ClientChannel } from 'ssh2';
+import { ConnectError } from '../errors.js';
+import { runChecked } from './check.js';
+import { formatHostUri } from './host-uri.js';
+import { defaultKnownHostsPath } from './known-hosts.js';
+import { EXIT_NOT_FOUND, EXIT_TIMEOUT } from './local.js';
+import { quoteArgv } from './quote.js';
+import { Slots } from './slots.js';
+import { planAuth } from './ssh-auth.js';
+import { loadSshHostConfig } from './ssh-config.js';
+import { endpoint, openSshClient, type SshTarget } from './ssh-connect.js';
+import type { RunOptions, RunResult, Runner, WriteFileOptions } from './types.js';
+
+export interface SshOptions {
+  /** Private key file tried first. */
+  identity?: string;
+  /** Default ~/.ssh/known_hosts. */
+  knownHosts?: string;
+  /** Trust and record a host key seen for the first time (never a changed one). */
+  acceptNewHostKey?: boolean;
+  /** Default ~/.ssh/config; "none" reads no file. */
+  sshConfig?: string;
+  /** Limit for TCP connect + handshake + authentication; default 20 s. */
+  connectTimeoutMs?: number;
+  /** SSH keepalive interval; default 15 s (the connection is dropped after 3 unanswered). */
+  keepaliveIntervalMs?: number;
+  /** Channels open at once on the connection; default 8 (OpenSSH allows MaxSessions=10). */
+  maxChannels?: number;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The remote command line: argv (after `sudo -n --`, `timeout` and `env K=V...` when
+ * needed) quoted for the remote user's POSIX shell, which sshd runs it with.
+ */
+export function remoteCommandLine(
+  argv: readonly string[],
+  o: { env?: Record<string, string>; sudo?: boolean; timeoutMs?: number } = {},
+): string {
+  const words: string[] = o.sudo ? ['sudo', '-n', '--'] : [];
+  if (o.timeoutMs !== undefined && o.timeoutMs > 0) {
+    // Closing the channel does not stop the command, and sshd refuses signal requests
+    // on root sessions ("session signalling requires privilege separation"): so the
+    // remote timeout(1) ends it, with TERM then KILL 5 s later, as LocalRunner (execa) does.
+    words.push('timeout', '-k', '5', String(o.timeoutMs / 1000));
+  }
+  const env = Object.entries(o.env ?? {});
+  if (env.length) {
+    for (const [k] of env) if (!ENV_NAME.test(k)) throw new TypeError(`environment variable name ${JSON.stringify(k)} is not valid`);
+    // sshd's AcceptEnv refuses most names, so env(1) sets them on the remote side.
+    words.push('env', ...env.map(([k, v]) => `${k}=${v}`));
+  }
+  return quoteArgv([...words, ...argv]);
+}
+
+/**
+ * Why `sudo -n -- true` failed, as one line, for user `who` on `where`. sudo's own
+ * messages (sudo 1.9, stderr, exit 1):
+ *   sudo: a password is required
+ *   sudo: unable to resolve host ...     (warning only; sudo still runs)
+ * and without sudo the shell's "bash: line 1: sudo: command not found" (exit 127).
+ */
+export function sudoProblem(r: RunResult, who: string, where: string): string | undefined {
+  if (r.exitCode === 0) return undefined;
+  if (r.exitCode === EXIT_NOT_FOUND) return `${who} on ${where} is not root and sudo is not installed there: connect as root, or install sudo and allow ${who} to use it without a password`;
+  if (/password is required/i.test(r.stderr)) return `sudo on ${where} needs a password for ${who}: allow ${who} to run it without one (NOPASSWD in sudoers), or connect as root`;
+  const last = r.stderr.trim().split('\n').pop() || `exit ${r.exitCode}`;
+  return `${who} on ${where} is not root and cannot use sudo: ${last}`;
+}
+
+/** Decodes a stream's chunks as UTF-8 without splitting characters, passing them on as they come. */
+class Output {
+  private readonly decoder = new StringDecoder('utf8');
+  text = '';
+  constructor(
+    private readonly stream: 'stdout' | 'stderr',
+    private readonly onOutput?: RunOptions['onOutput'],
+  ) {}
+  push(chunk: Buffer): void {
+    this.add(this.decoder.write(chunk));
+  }
+  end(): string {
+    this.add(this.decoder.end());
+    return this.text;
+  }
+  private add(s: string): void {
+    if (!s) return;
+    this.text += s;
+    this.onOutput?.(s, this.stream);
+  }
+}
+
+// Scripts for the file operations: constant text, paths and mode only as "$1".. arguments.
+/** Creates the temp file 0600 (noclobber: never through an existing name), chmods it, then writes and renames. */
+const WRITE_SCRIPT =
+  'umask 077 && set -C && : > "$1" && chmod "$2" "$1" && cat >> "$1" && mv -f -T -- "$1" "$3" || { rc=$?; rm -f -- "$1"; exit "$rc"; }';
+/** cat exits only 0 or 1, so 3 means "no such file". */
+const READ_MISSING = 3;
+const READ_SCRIPT = `[ -e "$1" ] || exit ${READ_MISSING}; exec cat -- "$1"`;
+
+export class SshRunner implements Runner {
+  private readonly slots: Slots;
+  private lost?: string;
+  private closing = false;
+  private sudo = false;
+
+  private constructor(
+    private readonly client: Client,
+    readonly host: string,
+    private readonly target: SshTarget,
+    maxChannels: number,
+  ) {
+    this.slots = new Slots(maxChannels);
+    client.on('error', (e: Error) => (this.lost ??= e.message));
+    client.on('close', () => (this.lost ??= 'the connection was closed'));
+  }
+
+  static async connect(spec: { kind: 'ssh'; host: string; user?: string; port?: number }, o: SshOptions = {}): Promise<SshRunner> {
+    const override = { ...(spec.user ? { user: spec.user } : {}), ...(spec.port ? { port: spec.port } : {}) };
+    const cfg = await loadSshHostConfig(spec.host, o.sshConfig, override);
+    const uri = formatHostUri({ kind: 'ssh', host: spec.host, user: cfg.user, ...(cfg.port !== 22 ? { port: cfg.port } : {}) });
+    const target: SshTarget = { uri, hostName: cfg.hostName, port: cfg.port, user: cfg.user };
+    const auth = await planAuth({
+      username: cfg.user,
+      identity: o.identity,
+      configIdentities: cfg.identityFiles,
+      agentSocket: process.env.SSH_AUTH_SOCK || undefined,
+      home: homedir(),
+    });
+    const client = await openSshClient(target, {
+      knownHosts: o.knownHosts ?? defaultKnownHostsPath(),
+      acceptNewHostKey: o.acceptNewHostKey === true,
+      auth,
+      connectTimeoutMs: o.connectTimeoutMs ?? 20_000,
+      keepaliveIntervalMs: o.keepaliveIntervalMs ?? 15_000,
+    });
+    const runner = new SshRunner(client, uri, target, o.maxChannels ?? 8);
+    try {
+      await runner.detectSudo();
+    } catch (e) {
+      await runner.close();
+      throw e;
+    }
+    return runner;
+  }
+
+  /** Non-root users run every command through `sudo -n --`; check once that it works. */
+  private async detectSudo(): Promise<void> {
+    const id = await runChecked(this, ['id', '-u']);
+    if (id.stdout.trim() === '0') return;
+    const problem = sudoProblem(await this.run(['sudo', '-n', '--', 'true']), this.target.user, this.where);
+    if (problem) throw new ConnectError(this.host, problem);
+    this.sudo = true;
+  }
+
+  private get where(): string {
+    return endpoint(this.target.hostName, this.target.port);
+  }
+
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    if (!argv[0]) throw new TypeError('empty argv');
+    const line = remoteCommandLine(argv, { env: options.env, sudo: this.sudo, timeoutMs: options.timeoutMs });
+    const r = await this.slots.use(() => this.exec(line, argv[0]!, options));
+    // sudo reports a missing program itself, with exit 1; give the shell's 127 as LocalRunner does.
+    if (this.sudo && r.exitCode === 1 && /^sudo: .*: command not found$/m.test(r.stderr)) return { ...r, exitCode: EXIT_NOT_FOUND };
+    return r;
+  }
+
+  private exec(line: string, file: string, options: RunOptions): Promise<RunResult> {
+    return new Promise((resolve, reject) => {
+      if (this.lost) return reject(this.lostError(file));
+      this.client.exec(line, (err: Error | undefined, ch: ClientChannel) => {
+        if (err) return reject(this.lost ? this.lostError(file) : new ConnectError(this.host, `cannot open a channel on ${this.where}: ${err.message}`));
+        const out = new Output('stdout', options.onOutput);
+        const errOut = new Output('stderr', options.onOutput);
+        let exitCode: number | undefined;
+        let settled = false;
+        let pending = 2; // the channel's close and stderr's end, in either order
+        const settle = (r: RunResult | ConnectError): void => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          if (r instanceof ConnectError) reject(r);
+          else resolve(r);
+        };
+        const done = (): void => {
+          if (--pending > 0) return;
+          settle(exitCode === undefined ? this.lostError(file) : { stdout: out.end(), stderr: errOut.end(), exitCode });
+        };
+        ch.on('data', (d: Buffer) => out.push(d));
+        ch.stderr.on('data', (d: Buffer) => errOut.push(d));
+        ch.stderr.once('end', done);
+        ch.once('close', done);
+        ch.on('exit', (code: number | null, signal?: string) => {
+          exitCode = code ?? 128 + ((signal && constants.signals[signal as NodeJS.Signals]) || 0);
+        });
+        const timer =
+          options.timeoutMs === undefined || options.timeoutMs <= 0
+            ? undefined
+            : setTimeout(() => {
+                ch.close(); // the remote timeout(1) ends the command (see remoteCommandLine)
+                settle({ stdout: out.end(), stderr: `${file}: timed out after ${options.timeoutMs} ms`, exitCode: EXIT_TIMEOUT });
+              }, options.timeoutMs);
+        ch.end(options.stdin ?? undefined);
+      });
+    });
+  }
+
+  private lostError(file: string): ConnectError {
+    return new ConnectError(this.host, `lost the connection to ${this.where} while running ${file}: ${this.lost ?? 'the channel closed without an exit status'}`);
+  }
+
+  async writeFile(path: string, data: string, options: WriteFileOptions = {}): Promise<void> {
+    const mode = options.mode ?? 0o644;
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new RangeError(`file mode ${mode} is not a Unix mode`);
+    const slash = path.lastIndexOf('/');
+    const tmp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${randomBytes(4).toString('hex')}.tmp`;
+    // The data goes through stdin, never argv (it may be a secret).
+    await runChecked(this, ['sh', '-c', WRITE_SCRIPT, 'sh', tmp, mode.toString(8).padStart(4, '0'), path], { stdin: data });
+  }
+
+  async readFile(path: string): Promise<string | undefined> {
+    const r = await runChecked(this, ['sh', '-c', READ_SCRIPT, 'sh', path], { okExitCodes: [READ_MISSING] });
+    return r.exitCode === READ_MISSING ? undefined : r.stdout;
+  }
+
+  async removeFile(path: string): Promise<void> {
+    await runChecked(this, ['rm', '-f', '--', path]);
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.lost) return;
+    this.lost = 'the runner was closed';
+    await new Promise<void>((resolve) => {
+      this.client.once('close', () => resolve());
+      this.client.end();
+    });
+  }
+}
