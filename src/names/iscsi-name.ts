@@ -22,13 +22,15 @@ const LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 export function checkIscsiName(raw: string): NameCheck {
   const bad = (problem: string): NameCheck => ({ ok: false, problem });
   if (raw.length === 0) return bad('it is empty');
-  const name = raw.toLowerCase();
-  const odd = /[^a-z0-9.:-]/.exec(name);
+  // Look for odd characters before lower-casing: toLowerCase can turn one character into
+  // two (U+0130), which would shift the reported position.
+  const odd = /[^A-Za-z0-9.:-]/u.exec(raw);
   if (odd) {
     const ch = odd[0];
     const what = ch === ' ' ? 'a space' : /[\0-\x1f\x7f]/.test(ch) ? 'a control character' : JSON.stringify(ch);
-    return bad(`it contains ${what} at position ${odd.index + 1}; only letters, digits, '.', '-' and ':' are allowed`);
+    return bad(`it contains ${what} at position ${[...raw.slice(0, odd.index)].length + 1}; only letters, digits, '.', '-' and ':' are allowed`);
   }
+  const name = raw.toLowerCase();
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) return bad(`it is ${Buffer.byteLength(name)} bytes long; the limit is ${MAX_NAME_BYTES}`);
   if (name.startsWith('eui.')) {
     return /^eui\.[0-9a-f]{16}$/.test(name) ? { ok: true, name, kind: 'eui' } : bad('an eui. name is "eui." and exactly 16 hex digits');

@@ -10,7 +10,18 @@ export interface Portal {
   port: number;
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+// Labels of 1-63 letters, digits and inner hyphens (RFC 1123 §2.1), 253 characters in all.
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/**
+ * An IP address or a DNS host name. A name whose last label is all digits is neither
+ * (RFC 3696 §2: top-level domains are not all-numeric), so a mistyped address such as
+ * 256.1.1.1 is refused instead of being looked up as a name.
+ */
+export function isHost(host: string): boolean {
+  if (isIP(host) !== 0) return true;
+  return HOSTNAME.test(host) && !/(?:^|\.)[0-9]+$/.test(host);
+}
 
 export function parsePortal(text: string): Portal {
   const bad = (why: string): never => {
@@ -29,7 +40,7 @@ export function parsePortal(text: string): Portal {
     const i = text.lastIndexOf(':');
     host = i < 0 ? text : text.slice(0, i);
     port = i < 0 ? undefined : text.slice(i + 1);
-    if (isIP(host) === 0 && !HOSTNAME.test(host)) bad(`has an invalid host "${host}"`);
+    if (!isHost(host)) bad(`has an invalid host "${host}"`);
   }
   let portNumber = DEFAULT_ISCSI_PORT;
   if (port !== undefined) {
