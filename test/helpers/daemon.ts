@@ -9,7 +9,8 @@ export interface Daemon {
 }
 
 /** Starts a program in the foreground (it must not daemonise) and keeps its output. */
-export function startDaemon(argv: readonly string[], env?: NodeJS.ProcessEnv): Daemon {
+/** `stopSignal`: what stop() sends first (tgtd ignores SIGTERM while it has targets). */
+export function startDaemon(argv: readonly string[], env?: NodeJS.ProcessEnv, stopSignal: NodeJS.Signals = 'SIGTERM'): Daemon {
   const [file, ...args] = argv;
   const child: ChildProcess = spawn(file!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
   let out = '';
@@ -23,7 +24,7 @@ export function startDaemon(argv: readonly string[], env?: NodeJS.ProcessEnv): D
     output: () => out,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
-      process.kill(pid, 'SIGTERM');
+      process.kill(pid, stopSignal);
       const timer = setTimeout(() => {
         try {
           process.kill(pid, 'SIGKILL');

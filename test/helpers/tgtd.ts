@@ -35,7 +35,8 @@ export async function startTgtd(): Promise<Tgtd> {
     spawnSync('tgtadm', ['-C', String(controlPort), '--lld', 'iscsi', '--op', 'show', '--mode', 'sys'], { stdio: 'ignore' }).status === 0;
   let daemon: Daemon;
   const launch = async (): Promise<void> => {
-    daemon = startDaemon(argv);
+    // tgtd ignores SIGTERM while it has targets; it keeps no state worth a clean exit.
+    daemon = startDaemon(argv, undefined, 'SIGKILL');
     await waitFor(`tgtd on control port ${controlPort} and portal 127.0.0.1:${port}`, async () => ready() && (await portOpen(port)), 15000).catch((e) => {
       throw new Error(`${(e as Error).message}\n${daemon.output()}`);
     });
