@@ -406,9 +406,18 @@ export function removeTgtTarget(doc: TgtConfDocument, iqn: string): TgtConfDocum
 // ---- from a TargetSpec --------------------------------------------------------------------
 
 /**
+ * An initiator-address no initiator ever has (the unspecified IPv4 address). tgt-admin
+ * binds ALL to a target block without any initiator-address, even one that allows
+ * initiators by name, and tgtd lets in an initiator whose address OR name matches: so
+ * a block allowing names only, or nobody yet, would open up to everyone at the next
+ * start. This address keeps it closed (checked with tgt 1.0.85 and libiscsi).
+ */
+export const NO_INITIATOR_ADDRESS = '0.0.0.0/32';
+
+/**
  * The targets.conf form of what `target create` sets up live: one <backing-store> section
  * per LUN, CD-ROMs as read-only `device-type cd`, ACLs by address or name, CHAP accounts.
- * An empty allow list is refused: tgt-admin would bind such a target to ALL.
+ * A block that allows no address gets NO_INITIATOR_ADDRESS so it stays closed.
  */
 export function targetSpecToTgtConf(spec: TargetSpec): TgtTarget {
   const target: TgtTarget = { iqn: spec.iqn, luns: [], initiatorAddresses: [], initiatorNames: [], incomingUsers: [], extra: [] };
@@ -423,18 +432,14 @@ export function targetSpecToTgtConf(spec: TargetSpec): TgtTarget {
     if (l.serial !== undefined) lun.scsiSn = l.serial;
     if (l.vendorId !== undefined) lun.vendorId = l.vendorId;
     if (l.productId !== undefined) lun.productId = l.productId;
+    if (l.bsType !== undefined) lun.bsType = l.bsType;
     target.luns.push(lun);
-  }
-  if (spec.allow.length === 0) {
-    throw new ValidationError(
-      'no initiator is allowed; targets.conf cannot say "nobody" (tgt-admin binds ALL when a target has no initiator-address): name an address, CIDR, IQN, or ALL',
-      'allow',
-    );
   }
   for (const a of spec.allow) {
     if (classifyAllow(a) === 'name') target.initiatorNames.push(a);
     else target.initiatorAddresses.push(a);
   }
+  if (target.initiatorAddresses.length === 0) target.initiatorAddresses.push(NO_INITIATOR_ADDRESS);
   if (spec.chap) {
     target.incomingUsers.push({ user: spec.chap.user, secret: spec.chap.secret });
     const { mutualUser, mutualSecret } = spec.chap;

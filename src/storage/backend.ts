@@ -13,6 +13,8 @@ export interface LunSpec {
   serial?: string;
   vendorId?: string;
   productId?: string;
+  /** How the backend reads the file (tgt --bstype: rdwr, aio, ...); the backend's default when unset. */
+  bsType?: string;
 }
 
 /** CHAP: `user`/`secret` authenticate the initiator; `mutual*` authenticate the target back. */
@@ -31,6 +33,13 @@ export interface TargetSpec {
   chap?: ChapSpec;
   /** Also write the target to the backend's configuration so it survives a restart. */
   persist: boolean;
+  /** tgt's target id; a free one is picked when unset. Other backends ignore it. */
+  tid?: number;
+}
+
+export interface CreateOptions {
+  /** Accept CHAP secrets outside the 12-16 characters most initiators require. */
+  anySecretLength?: boolean;
 }
 
 export interface LunState {
@@ -41,6 +50,9 @@ export interface LunState {
   readonly: boolean;
   online: boolean;
   serial?: string;
+  blockSize?: number;
+  /** How the backend reads the path (tgt: rdwr, aio, mmc...). */
+  backingType?: string;
 }
 
 /** A logged-in initiator (tgt's I_T nexus). */
@@ -61,6 +73,23 @@ export interface TargetState {
   accounts: string[];
   /** Whether the target is in the backend's persistent configuration. */
   persisted?: boolean;
+  /** Whether virt-iscsi created it (it keeps a record of the targets it made). */
+  managed?: boolean;
+  /** The mutual-CHAP (outgoing) user, when one is bound. Also listed in `accounts`. */
+  outgoingAccount?: string;
+}
+
+/** What `sync` found for one target, and what it did about it. */
+export interface SyncItem {
+  iqn: string;
+  status: 'in-sync' | 'restored' | 'repaired' | 'drift' | 'stale-record' | 'unmanaged' | 'unreadable' | 'failed';
+  /** Each difference or action, for people. */
+  details: string[];
+}
+
+export interface SyncOptions {
+  /** Also repair targets that have initiators logged in (their sessions may see LUNs change). */
+  force?: boolean;
 }
 
 export interface TargetBackend {
@@ -70,7 +99,9 @@ export interface TargetBackend {
   list(): Promise<TargetState[]>;
   show(iqn: string): Promise<TargetState | undefined>;
   /** Creates target, LUNs, ACLs and CHAP; a failed step undoes the earlier ones. */
-  create(spec: TargetSpec): Promise<TargetState>;
+  create(spec: TargetSpec, options?: CreateOptions): Promise<TargetState>;
   /** Removes the target and what came with it. Already gone is success. Refuses live sessions unless forced. */
   delete(iqn: string, options?: { force?: boolean }): Promise<void>;
+  /** Compares live targets with the backend's persistent configuration and repairs what it can. */
+  sync?(options?: SyncOptions): Promise<SyncItem[]>;
 }

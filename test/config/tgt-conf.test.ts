@@ -10,7 +10,7 @@ import {
   parseTgtConf,
   parseTgtTarget,
   removeTgtTarget,
-  targetSpecToTgtConf,
+  targetSpecToTgtConf, NO_INITIATOR_ADDRESS,
   upsertTgtTarget,
   type TgtLun,
   type TgtTarget,
@@ -243,9 +243,16 @@ test('targetSpecToTgtConf: LUN sections, read-only CD-ROM, serial, ACLs by addre
   );
 });
 
-test('targetSpecToTgtConf refuses an empty allow list, odd allow values, LUN 0 and duplicate LUNs', () => {
+test('targetSpecToTgtConf keeps name-only and empty ACLs closed (tgt-admin would bind ALL)', () => {
+  const spec = { iqn: 'iqn.2024-01.com.example:vm1', luns: [{ lun: 1, path: '/srv/a.img' }], persist: true };
+  assert.deepEqual(targetSpecToTgtConf({ ...spec, allow: [] }).initiatorAddresses, [NO_INITIATOR_ADDRESS]);
+  const named = targetSpecToTgtConf({ ...spec, allow: ['iqn.1993-08.org.debian:01:h1'] });
+  assert.deepEqual([named.initiatorAddresses, named.initiatorNames], [[NO_INITIATOR_ADDRESS], ['iqn.1993-08.org.debian:01:h1']]);
+  assert.deepEqual(targetSpecToTgtConf({ ...spec, allow: ['10.0.0.0/24'] }).initiatorAddresses, ['10.0.0.0/24']);
+});
+
+test('targetSpecToTgtConf refuses odd allow values, LUN 0 and duplicate LUNs', () => {
   const spec = { iqn: 'iqn.2024-01.com.example:vm1', luns: [{ lun: 1, path: '/srv/a.img' }], allow: ['ALL'], persist: true };
-  assert.throws(() => targetSpecToTgtConf({ ...spec, allow: [] }), /binds ALL/);
   assert.throws(() => targetSpecToTgtConf({ ...spec, allow: ['web1.example.com'] }), /"web1.example.com" is neither ALL/);
   assert.throws(() => targetSpecToTgtConf({ ...spec, allow: ['10.0.0.0/33'] }), /"10.0.0.0\/33"/);
   assert.throws(() => targetSpecToTgtConf({ ...spec, luns: [{ lun: 0, path: '/srv/a.img' }] }), /lun 0/);

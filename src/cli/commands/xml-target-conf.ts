@@ -45,7 +45,11 @@ export function targetConfSpec(o: TargetConfInput): TargetSpec {
   for (const n of o.initiatorName) {
     if (classifyAllow(n) !== 'name') throw new ValidationError(`--initiator-name ${JSON.stringify(n)} is not an iSCSI name (iqn./eui./naa.)`, 'allow');
   }
-  return { iqn: o.target, luns, allow: [...o.initiatorAddress, ...o.initiatorName], persist: true };
+  const allow = [...o.initiatorAddress, ...o.initiatorName];
+  if (allow.length === 0) {
+    throw new ValidationError('no initiator is allowed: name one with --initiator-address (IP, CIDR or ALL) or --initiator-name', 'allow');
+  }
+  return { iqn: o.target, luns, allow, persist: true };
 }
 
 /** The text printed for the flags: a targets.conf block, or ietd.conf + initiators.allow. */
