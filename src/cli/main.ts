@@ -2,6 +2,9 @@ import { Command, CommanderError } from 'commander';
 import { renderError } from './render-error.js';
 import { registerIqn } from './commands/iqn.js';
 import { registerXml } from './commands/xml.js';
+import { registerTarget } from './commands/target.js';
+import { registerImage } from './commands/image.js';
+import { registerHypervisor } from './commands/hypervisor.js';
 
 /** Exit codes: 0 done, 1 failed, 2 usage error. */
 export const EXIT_FAILED = 1;
@@ -13,7 +16,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [registerIqn, registerXml]) register(program);
+  for (const register of [registerIqn, registerXml, registerTarget, registerImage, registerHypervisor]) register(program);
   // Subcommands inherit exitOverride so usage errors come back as CommanderError.
   const inherit = (cmd: Command): void => {
     for (const sub of cmd.commands) {

@@ -1,0 +1,267 @@
+// A typed driver for virsh over a Runner, so a hypervisor reached over SSH takes the same
+// code path as this machine. Every call is `virsh -c URI ...`. XML documents and secret
+// values go to virsh in a 0600 file on the hypervisor, removed right after: never on argv,
+// and not as /dev/stdin, which virsh cannot open when stdin is a socket (as Node gives a
+// child: "Failed to open file '/dev/stdin': No such device or address"). A dry run prints
+// the file as a heredoc, secrets as ********. Reads are marked `query`, so a dry run still
+// looks at the real state.
+import { randomBytes } from 'node:crypto';
+import { ConnectError, PrerequisiteError } from '../errors.js';
+import { RecordingRunner } from '../runner/recording.js';
+import type { RunOptions, RunResult, Runner } from '../runner/types.js';
+import { parseDomain, type DomainInfo } from '../xml/domain.js';
+import { buildSecret, type SecretDef } from '../xml/secret.js';
+import { NotFoundError, VirshError, virshError, type LibvirtObjectKind, type VirshFailure } from './virsh-errors.js';
+import {
+  parseBlkInfo,
+  parseBlkList,
+  parseDomState,
+  parsePoolInfo,
+  parsePoolList,
+  parseSecretList,
+  parseVolInfo,
+  parseVolList,
+  type BlkInfo,
+  type BlkListEntry,
+  type DomainState,
+  type PoolInfo,
+  type PoolListEntry,
+  type SecretListEntry,
+  type VolListEntry,
+} from './virsh-parse.js';
+
+export const DEFAULT_LIBVIRT_URI = 'qemu:///system';
+
+/** Where a device change applies: the running domain, its persistent definition, or both. */
+export interface DeviceFlags {
+  live: boolean;
+  config: boolean;
+}
+
+export interface Volume {
+  name: string;
+  path: string;
+  type: string;
+  /** Bytes, from vol-info --bytes. */
+  capacity: number;
+  allocation: number;
+}
+
+export type MediaChange = { eject: true } | { insert: string; block: boolean };
+
+export interface VirshOptions {
+  /** Milliseconds one virsh call may take (a pool start logs in to a target). */
+  timeoutMs?: number;
+}
+
+const NOT_FOUND: Partial<Record<VirshFailure, LibvirtObjectKind>> = {
+  'no-domain': 'domain',
+  'no-pool': 'pool',
+  'no-volume': 'volume',
+  'no-secret': 'secret',
+  'no-device': 'disk',
+};
+
+function flagArgs(f: DeviceFlags): string[] {
+  if (!f.live && !f.config) throw new TypeError('a device change needs live, config or both');
+  return [...(f.live ? ['--live'] : []), ...(f.config ? ['--config'] : [])];
+}
+
+export class Virsh {
+  constructor(
+    readonly runner: Runner,
+    readonly uri: string = DEFAULT_LIBVIRT_URI,
+    readonly options: VirshOptions = {},
+  ) {}
+
+  /** "qemu:///system", or "qemu:///system on ssh://root@kvm1" for a remote hypervisor. */
+  get where(): string {
+    return this.runner.host === 'local' ? this.uri : `${this.uri} on ${this.runner.host}`;
+  }
+
+  /** Under --dry-run changes are only recorded: what they would create is not there to read. */
+  get dryRun(): boolean {
+    return this.runner instanceof RecordingRunner;
+  }
+
+  /**
+   * Runs `virsh -c URI ARGS`; a failure becomes NotFoundError (the object named is not
+   * there), ConnectError (libvirtd unreachable), PrerequisiteError (no virsh) or VirshError.
+   */
+  async run(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const argv = ['virsh', '-c', this.uri, ...args];
+    const opts: RunOptions = { timeoutMs: this.options.timeoutMs ?? 120_000, ...options };
+    const r = await this.runner.run(argv, opts);
+    if (r.exitCode === 0) return r;
+    if (r.exitCode === 127) throw new PrerequisiteError(`virsh is not installed on ${this.runner.host}: install libvirt-clients`);
+    const e = virshError(this.runner, argv, r, opts);
+    if (e.failure === 'unreachable') {
+      const detail = r.stderr.trim().split('\n').pop()?.replace(/^error: /, '') ?? '';
+      throw new ConnectError(this.runner.host, `cannot connect to libvirt at ${this.where}: ${detail}; is libvirtd running there?`, { cause: e });
+    }
+    const kind = NOT_FOUND[e.failure];
+    if (kind && e.objectName !== undefined) throw Object.assign(new NotFoundError(kind, e.objectName, this.where), { cause: e });
+    throw e;
+  }
+
+  /** Runs `fn` with `text` in a fresh 0600 file on the hypervisor, removed afterwards. */
+  private async withFile<T>(text: string, secret: boolean, fn: (path: string) => Promise<T>): Promise<T> {
+    const path = `/tmp/virt-iscsi-${randomBytes(8).toString('hex')}${secret ? '' : '.xml'}`;
+    await this.runner.writeFile(path, text, { mode: 0o600, secret });
+    try {
+      return await fn(path);
+    } finally {
+      await this.runner.removeFile(path);
+    }
+  }
+
+  /** `virsh ARGS FILE FLAGS` with the XML document in FILE. */
+  private withXml(args: readonly string[], xml: string, flags: readonly string[] = []): Promise<RunResult> {
+    return this.withFile(xml, false, (path) => this.run([...args, path, ...flags]));
+  }
+
+  private query(args: readonly string[]): Promise<RunResult> {
+    return this.run(args, { query: true });
+  }
+
+  /** undefined when the object is not there. */
+  private async ifExists<T>(what: LibvirtObjectKind, fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof NotFoundError && e.what === what) return undefined;
+      throw e;
+    }
+  }
+
+  // ---- pools ---------------------------------------------------------------------------
+
+  async poolDefine(xml: string): Promise<void> {
+    await this.withXml(['pool-define'], xml);
+  }
+
+  async poolStart(name: string): Promise<void> {
+    await this.run(['pool-start', name]);
+  }
+
+  async poolAutostart(name: string, enable = true): Promise<void> {
+    await this.run(['pool-autostart', name, ...(enable ? [] : ['--disable'])]);
+  }
+
+  /** Rescans the pool's volumes (LUNs). */
+  async poolRefresh(name: string): Promise<void> {
+    await this.run(['pool-refresh', name]);
+  }
+
+  /** Stops the pool; a pool not running is success. */
+  async poolDestroy(name: string): Promise<void> {
+    try {
+      await this.run(['pool-destroy', name]);
+    } catch (e) {
+      if (!(e instanceof VirshError && e.failure === 'pool-inactive')) throw e;
+    }
+  }
+
+  async poolUndefine(name: string): Promise<void> {
+    await this.run(['pool-undefine', name]);
+  }
+
+  async poolInfo(name: string): Promise<PoolInfo | undefined> {
+    return this.ifExists('pool', async () => parsePoolInfo((await this.query(['pool-info', '--bytes', name])).stdout));
+  }
+
+  /** The pool's XML as libvirt keeps it (inactive definition), or undefined. */
+  async poolDumpXml(name: string): Promise<string | undefined> {
+    return this.ifExists('pool', async () => (await this.query(['pool-dumpxml', '--inactive', name])).stdout);
+  }
+
+  async poolList(): Promise<PoolListEntry[]> {
+    return parsePoolList((await this.query(['pool-list', '--all', '--details'])).stdout);
+  }
+
+  /** The pool's volumes as vol-list prints them (sizes rounded). */
+  async volList(pool: string): Promise<VolListEntry[]> {
+    return parseVolList((await this.query(['vol-list', '--details', pool])).stdout);
+  }
+
+  /** The pool's volumes with exact sizes (vol-list rounds them, so vol-info --bytes each). */
+  async volumes(pool: string): Promise<Volume[]> {
+    const list = await this.volList(pool);
+    const out: Volume[] = [];
+    for (const v of list) {
+      const info = parseVolInfo((await this.query(['vol-info', '--bytes', '--pool', pool, v.name])).stdout);
+      out.push({ name: v.name, path: v.path, type: v.type, capacity: info.capacity, allocation: info.allocation });
+    }
+    return out;
+  }
+
+  // ---- secrets -------------------------------------------------------------------------
+
+  /** Defines the secret; it must carry its UUID, which is returned. */
+  async secretDefine(def: SecretDef & { uuid: string }): Promise<string> {
+    await this.withXml(['secret-define'], buildSecret(def));
+    return def.uuid;
+  }
+
+  /** Sets the value from a 0600 file (`--file F --plain`), never on argv. */
+  async secretSetValue(uuid: string, value: string): Promise<void> {
+    await this.withFile(value, true, (path) => this.run(['secret-set-value', uuid, '--file', path, '--plain'], { secrets: [value] }));
+  }
+
+  /** Removes the secret; one already gone is success. */
+  async secretUndefine(uuid: string): Promise<void> {
+    await this.ifExists('secret', () => this.run(['secret-undefine', uuid]));
+  }
+
+  async secretList(): Promise<SecretListEntry[]> {
+    return parseSecretList((await this.query(['secret-list'])).stdout);
+  }
+
+  /** The iSCSI secret with this usage name, if any. */
+  async secretByUsage(usage: string): Promise<SecretListEntry | undefined> {
+    return (await this.secretList()).find((s) => s.usageType === 'iscsi' && s.usage === usage);
+  }
+
+  async secretDumpXml(uuid: string): Promise<string | undefined> {
+    return this.ifExists('secret', async () => (await this.query(['secret-dumpxml', uuid])).stdout);
+  }
+
+  // ---- domains -------------------------------------------------------------------------
+
+  async domState(domain: string): Promise<DomainState> {
+    return parseDomState((await this.query(['domstate', '--reason', domain])).stdout);
+  }
+
+  /** `dumpxml` parsed: the running configuration, or with `inactive` the persistent one. */
+  async domainXml(domain: string, inactive = false): Promise<DomainInfo> {
+    return parseDomain((await this.query(['dumpxml', ...(inactive ? ['--inactive'] : []), domain])).stdout);
+  }
+
+  async attachDevice(domain: string, xml: string, flags: DeviceFlags): Promise<void> {
+    await this.withXml(['attach-device', domain], xml, flagArgs(flags));
+  }
+
+  async detachDevice(domain: string, xml: string, flags: DeviceFlags): Promise<void> {
+    await this.withXml(['detach-device', domain], xml, flagArgs(flags));
+  }
+
+  /** Changes a device in place (new media in a cdrom drive): matched by its target dev. */
+  async updateDevice(domain: string, xml: string, flags: DeviceFlags): Promise<void> {
+    await this.withXml(['update-device', domain], xml, flagArgs(flags));
+  }
+
+  /** Ejects, or inserts a file or block device (`block`) into a cdrom drive. */
+  async changeMedia(domain: string, dev: string, change: MediaChange, flags: DeviceFlags): Promise<void> {
+    const what = 'eject' in change ? ['--eject'] : [change.insert, '--insert', ...(change.block ? ['--block'] : [])];
+    await this.run(['change-media', domain, dev, ...what, ...flagArgs(flags)]);
+  }
+
+  async blkList(domain: string, inactive = false): Promise<BlkListEntry[]> {
+    return parseBlkList((await this.query(['domblklist', '--details', ...(inactive ? ['--inactive'] : []), domain])).stdout);
+  }
+
+  /** Sizes of a disk as the running domain sees it. */
+  async blkInfo(domain: string, dev: string): Promise<BlkInfo> {
+    return parseBlkInfo((await this.query(['domblkinfo', domain, dev])).stdout);
+  }
+}

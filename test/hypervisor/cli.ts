@@ -1,0 +1,33 @@
+// Runs the real CLI entry (src/cli/run.ts) as a user would, for the hypervisor commands' tests.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const exec = promisify(execFile);
+
+export interface CliResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function cli(...args: string[]): Promise<CliResult> {
+  try {
+    const r = await exec(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: root, encoding: 'utf8', timeout: 180_000 });
+    return { status: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { status: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+/** Exit 1 with exactly one line on stderr, matching `pattern`, and nothing on stdout. */
+export function failedWith(r: CliResult, pattern: RegExp): string | undefined {
+  const lines = r.stderr.split('\n').filter(Boolean);
+  if (r.status !== 1) return `exit ${r.status}, not 1: ${r.stderr}${r.stdout}`;
+  if (lines.length !== 1) return `stderr has ${lines.length} lines: ${r.stderr}`;
+  if (!pattern.test(lines[0]!)) return `stderr ${JSON.stringify(lines[0])} does not match ${pattern}`;
+  if (r.stdout !== '') return `stdout is not empty: ${r.stdout}`;
+  return undefined;
+}
