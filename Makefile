@@ -1,5 +1,5 @@
 # virt-iscsi: the two commands a new user needs are `make demo` and `make test`.
-.PHONY: setup build lint test test-unit bench demo clean
+.PHONY: setup build lint test test-main test-lab test-unit bench demo clean
 
 setup:
 	./scripts/setup-deps.sh
@@ -10,9 +10,17 @@ build: setup
 lint: setup
 	npm run lint
 
-# Every test, against real tgtd, libvirtd, QEMU/KVM and sshd that the tests start.
-test: setup build lint
+# Every test: the main suite (real tgtd, libvirtd, QEMU/KVM and sshd that the tests
+# start), then the real-kernel lab (a QEMU guest with open-iscsi and LIO, test/lab).
+test: test-main
+	./test/lab/run-lab.sh
+
+test-main: setup build lint
 	npm test
+
+# Builds or reuses the lab image, boots it, runs test/lab/*.lab.ts, stops it, prints timings.
+test-lab: setup
+	./test/lab/run-lab.sh
 
 bench: setup build
 	npm run bench

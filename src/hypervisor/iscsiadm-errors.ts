@@ -50,7 +50,12 @@ const MEANING: Record<number, { failure: IscsiadmFailure; hint: string }> = {
   [ISCSI_ERR.ISCSID_COMM_ERR]: { failure: 'no-iscsid', hint: 'iscsid did not answer: start it (systemctl start iscsid)' },
   [ISCSI_ERR.ISCSID_NOTCONN]: { failure: 'no-iscsid', hint: 'iscsid is not running: start it (systemctl start iscsid)' },
   // Pitfall 3: a non-retryable login failure is almost always the target's ACL or CHAP.
-  [ISCSI_ERR.FATAL_LOGIN]: { failure: 'login-refused', hint: "the target refused the login: check the target's ACL and CHAP" },
+  // Seen in the lab: the initiator rejecting the target's answer to mutual CHAP (a wrong
+  // mutual secret) also ends in 19 (test/fixtures/lab/login-lio-wrong-mutual.txt).
+  [ISCSI_ERR.FATAL_LOGIN]: {
+    failure: 'login-refused',
+    hint: "the login was refused for good: check the target's ACL and CHAP (users and secrets on both sides, the mutual secret included)",
+  },
   // LIO answers 24 both for a wrong CHAP secret and for an initiator missing from its ACL.
   [ISCSI_ERR.LOGIN_AUTH_FAILED]: { failure: 'auth', hint: "authorization failed: check the target's ACL lists this initiator and the CHAP user and secret on both sides" },
   [ISCSI_ERR.LOGIN]: { failure: 'other', hint: 'login failed: is the target served on this portal?' },

@@ -5,6 +5,27 @@ import { isIP } from 'node:net';
 import { ValidationError } from '../errors.js';
 import type { Portal } from '../names/portal.js';
 
+/**
+ * IPv6 addresses in their short form (RFC 5952), as Portal values and by-path names
+ * carry them: `iscsiadm -m session -P 3` prints the kernel's full form for the current
+ * portal ("Current Portal: [0000:0000:0000:0000:0000:0000:0000:0001]:3261,1", next to
+ * "Persistent Portal: [::1]:3261,1"; test/fixtures/lab/session-p3-tgt-and-lio-ipv6.txt).
+ */
+function shortHost(host: string): string {
+  if (isIP(host) !== 6 || host.includes('%')) return host;
+  return new URL(`http://[${host}]/`).hostname.slice(1, -1);
+}
+
+/**
+ * A record made without a portal group (`-o new` on a bare portal) has tpgt -1, which
+ * `iscsiadm -m node` prints as unsigned: "127.0.0.1:3260,4294967295 IQN"
+ * (test/fixtures/lab/node-list.txt).
+ */
+function tpgtValue(text: string): number {
+  const n = Number(text);
+  return n === 0xffffffff ? -1 : n;
+}
+
 /** One `portal,tpgt target` line: a target reachable through a portal group. */
 export interface NodeEntry {
   portal: Portal;
@@ -30,7 +51,7 @@ export function parseNodeList(stdout: string): NodeEntry[] {
     if (!m) continue;
     const host = m[1] ?? m[2]!;
     if (m[1] !== undefined && isIP(host) !== 6) continue;
-    out.push({ portal: { host, port: Number(m[3]) }, tpgt: Number(m[4]), iqn: m[5]! });
+    out.push({ portal: { host: shortHost(host), port: Number(m[3]) }, tpgt: tpgtValue(m[4]!), iqn: m[5]! });
   }
   return out;
 }
@@ -69,7 +90,7 @@ const PORTAL_TPGT = /^(?:\[([0-9A-Fa-f:.%]+)\]|([^\s\[\]:,]+)):(\d{1,5}),(-?\d+)
 function portalTpgt(text: string, where: string): { portal: Portal; tpgt: number } {
   const m = PORTAL_TPGT.exec(text.trim());
   if (!m) throw new ValidationError(`iscsiadm session output: ${where} ${JSON.stringify(text)} is not ADDRESS:PORT,TPGT`, 'portal');
-  return { portal: { host: m[1] ?? m[2]!, port: Number(m[3]) }, tpgt: Number(m[4]) };
+  return { portal: { host: shortHost(m[1] ?? m[2]!), port: Number(m[3]) }, tpgt: tpgtValue(m[4]!) };
 }
 
 /**

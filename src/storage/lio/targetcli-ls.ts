@@ -31,13 +31,17 @@ export interface TreeNode {
 
 const ANSI = /\x1b\[[0-9;]*m/g;
 const LINE = /^([ |]*)[o+]- (\S+)(?:\s+\.*\s*\[(.*)\])?\s*$/;
+// targetcli's first run for a user prints, on stdout before the tree (seen in the lab
+// guest, test/fixtures/lab/targetcli-ls-first-run.txt):
+//   Warning: Could not load preferences file /root/.targetcli/prefs.bin.
+const WARNING = /^Warning: /;
 
 /** The forest of nodes `targetcli ls [PATH]` printed (one root, or the path's node). */
 export function parseTree(text: string): TreeNode[] {
   const roots: TreeNode[] = [];
   const stack: TreeNode[] = [];
   for (const raw of text.replace(ANSI, '').split('\n')) {
-    if (raw.trim() === '') continue;
+    if (raw.trim() === '' || WARNING.test(raw)) continue;
     const m = LINE.exec(raw);
     if (!m) throw new ValidationError(`targetcli ls: cannot read the line ${JSON.stringify(raw)}`, 'targetcli');
     const depth = m[1]!.length / 2;
