@@ -5,6 +5,9 @@ import { registerXml } from './commands/xml.js';
 import { registerTarget } from './commands/target.js';
 import { registerImage } from './commands/image.js';
 import { registerHypervisor } from './commands/hypervisor.js';
+import { registerExport } from './commands/export.js';
+import { registerUnexport } from './commands/unexport.js';
+import { registerStatus } from './commands/status.js';
 
 /** Exit codes: 0 done, 1 failed, 2 usage error. */
 export const EXIT_FAILED = 1;
@@ -16,7 +19,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [registerIqn, registerXml, registerTarget, registerImage, registerHypervisor]) register(program);
+  for (const register of [registerIqn, registerXml, registerTarget, registerImage, registerHypervisor, registerExport, registerUnexport, registerStatus]) register(program);
   // Subcommands inherit exitOverride so usage errors come back as CommanderError.
   const inherit = (cmd: Command): void => {
     for (const sub of cmd.commands) {

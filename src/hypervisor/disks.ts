@@ -9,7 +9,6 @@ import { buildDisk, cdromDisk, validateDisk, type DiskAuth, type DiskDef, type D
 import { Iscsiadm } from './iscsiadm.js';
 import type { DiskSlot, DomainView } from './placement.js';
 import { NotFoundError } from './virsh-errors.js';
-import { isActive } from './virsh-parse.js';
 import type { Virsh } from './virsh.js';
 
 export type SourceSpec =
@@ -20,11 +19,14 @@ export type SourceSpec =
   /** A volume of a libvirt pool (unit:0:0:N of an iscsi-direct pool). */
   | { mode: 'volume'; pool: string; volume: string };
 
-/** The domain's running configuration (when it runs) and its persistent one. */
+/**
+ * The domain's running configuration (when it runs) and its persistent one. Both dumps are
+ * asked for at once: `dumpxml` of a domain that is not active is its definition, without
+ * the id= that an active domain's document carries.
+ */
 export async function readView(virsh: Virsh, domain: string): Promise<DomainView> {
-  const state = await virsh.domState(domain);
-  const live = isActive(state.state) ? await virsh.domainXml(domain) : undefined;
-  const inactive = await virsh.domainXml(domain, true);
+  const [current, inactive] = await Promise.all([virsh.domainXml(domain), virsh.domainXml(domain, true)]);
+  const live = current.id !== undefined ? current : undefined;
   return live ? { name: domain, live, inactive } : { name: domain, inactive };
 }
 

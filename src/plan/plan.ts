@@ -1,6 +1,7 @@
 // A workflow is a plan: steps run in order, each able to say it is already done
 // (check), to do its change (apply) and to take it back (undo). When a step fails, or
 // the run is interrupted, the steps this run applied are undone in reverse order.
+import { constants } from 'node:os';
 import { VirtIscsiError } from '../errors.js';
 
 export interface Step {
@@ -107,15 +108,17 @@ export async function undoAll(
 
 /**
  * An AbortSignal that fires on SIGINT or SIGTERM while `fn` runs, so a plan rolls back
- * instead of dying half-done. A second signal is left to Node's default (exit).
+ * instead of dying half-done. A second signal exits at once. The handler stays installed
+ * until `fn` ends: execa's child-process cleanup (signal-exit) listens to the same signals
+ * and re-raises one that no other listener is left to handle, killing the process
+ * before the rollback could run.
  */
 export async function withInterrupts<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const handler = (sig: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(128 + (constants.signals[sig] ?? 0));
     process.stderr.write(`virt-iscsi: ${sig} received, rolling back (send it again to exit at once)\n`);
     controller.abort(sig);
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);

@@ -1,0 +1,129 @@
+// `virt-iscsi export IMAGE --vm VM`: the main job, one command (src/workflows/export.ts).
+import { Option, type Command } from 'commander';
+import { ValidationError } from '../../errors.js';
+import { withInterrupts } from '../../plan/plan.js';
+import { BACKEND_NAMES, type BackendName } from '../../storage/backends.js';
+import { DEFAULT_CONF_DIR } from '../../storage/tgt/records.js';
+import { exportImage, type ExportResult } from '../../workflows/export.js';
+import { DEFAULT_HOST_RECORD_DIR, EXPORT_MODES, type ExportMode } from '../../workflows/records.js';
+import { addConnect, addDryRun, addJson, addSshOptions, type HostCommandOptions } from '../options.js';
+import { planComments, Progress } from '../progress.js';
+import { runCommand } from './hypervisor-common.js';
+
+interface ExportFlags extends HostCommandOptions {
+  vm: string;
+  storage: string;
+  hypervisor: string;
+  connect: string;
+  portal?: string;
+  mode?: ExportMode;
+  cdrom?: boolean;
+  readonly?: boolean;
+  chap?: boolean;
+  name?: string;
+  persist: boolean;
+  backend?: BackendName;
+  controlPort?: number;
+  confDir?: string;
+  install?: boolean;
+  hostRecords?: string;
+}
+
+function controlPort(value: string): number {
+  if (!/^\d{1,5}$/.test(value)) throw new ValidationError(`--control-port ${JSON.stringify(value)} is not a number`, 'control-port');
+  return Number(value);
+}
+
+const MiB = 1024 * 1024;
+const size = (b: number): string => (b >= 1024 * MiB ? `${(b / 1024 / MiB).toFixed(2)} GiB` : `${(b / MiB).toFixed(1)} MiB`);
+
+/** The summary: what was made, where the disk is in the VM, and the command that undoes it. */
+export function renderExport(r: ExportResult): string {
+  const x = r.record;
+  const a = x.attachment;
+  const head = r.dryRun
+    ? `would export ${x.image} as ${x.name} (mode ${x.mode})`
+    : r.applied === 0
+      ? `${x.name} was already exported: nothing changed`
+      : `exported ${x.image} as ${x.name} (mode ${x.mode})`;
+  const where = a ? `${a.dev} (${a.device} on ${a.bus}${a.media ? ', media in an existing drive' : ''}; ${[a.live ? 'live' : '', a.config ? 'persistent' : ''].filter(Boolean).join(' and ')})` : 'a free dev, chosen when it runs';
+  const lines = [
+    head,
+    `  image   ${x.image} (${size(x.sizeBytes)}${x.cdrom ? ', CD-ROM' : x.readonly ? ', read-only' : ''}) on ${x.storage}`,
+    `  target  ${x.target} LUN ${x.lun} (serial ${x.serial}, ${x.backend}), allowing ${x.initiator}${x.chapUser ? ` with CHAP user ${x.chapUser}` : ''}`,
+    `  portal  ${x.portal}`,
+    ...(x.pool ? [`  pool    ${x.pool} on ${x.hypervisor}`] : []),
+    `  VM      ${x.vm}: ${where}`,
+    `undo with: ${r.undo}`,
+  ];
+  return lines.join('\n');
+}
+
+export function registerExport(program: Command): void {
+  const cmd = addJson(
+    addDryRun(
+      addSshOptions(
+        addConnect(
+          program
+            .command('export')
+            .description('export a disk image or ISO from the storage host to a VM over iSCSI: target, pool or login, attach; rolled back if a step fails')
+            .argument('<image>', 'raw image file or block device on the storage host (an .iso becomes a read-only CD-ROM)')
+            .requiredOption('--vm <domain>', 'the domain that gets the disk')
+            .option('--storage <uri>', 'storage host: local or ssh://[user@]host[:port]', 'local')
+            .option('--hypervisor <uri>', 'hypervisor: local or ssh://[user@]host[:port]', 'local')
+            .option('--portal <addr>', 'HOST[:PORT] the hypervisor dials (default: 127.0.0.1 when both are one host, else the storage host)')
+            .addOption(new Option('--mode <mode>', 'how the hypervisor sees the LUN (default: the best it can do)').choices([...EXPORT_MODES]))
+            .option('--cdrom', 'a read-only CD-ROM (the default for *.iso)')
+            .option('--readonly', 'a read-only disk')
+            .option('--chap', 'require CHAP (a generated secret, kept by the target and a libvirt secret only)')
+            .option('--name <name>', 'export name (default: the image name without extension)')
+            .option('--no-persist', 'attach to the running VM only, not to its definition')
+            .addOption(new Option('--backend <name>', 'target software (default: detected on the storage host)').choices([...BACKEND_NAMES]))
+            .option('--control-port <n>', 'tgt: a private tgtd control port (tgtadm -C); one virt-iscsi starts listens on --portal', controlPort)
+            .option('--conf-dir <dir>', `tgt: where target records are written (default ${DEFAULT_CONF_DIR})`)
+            .option('--install', 'install tgt on the storage host when it is missing')
+            .option('--host-records <dir>', `where the storage host keeps export records (default ${DEFAULT_HOST_RECORD_DIR})`),
+        ),
+      ),
+    ),
+  );
+  cmd.action(async (image: string, o: ExportFlags) => {
+    const given = <K extends keyof ExportFlags>(k: K): ExportFlags[K] | undefined => (cmd.getOptionValueSource(k) === 'default' ? undefined : o[k]);
+    await withInterrupts((signal) =>
+      runCommand(
+        o,
+        async (s) => {
+          const progress = o.json ? undefined : o.dryRun ? planComments(s.recorded) : new Progress(process.stdout);
+          try {
+            return await exportImage(s, {
+              image,
+              vm: o.vm,
+              name: o.name,
+              storage: o.storage,
+              hypervisor: o.hypervisor,
+              connect: o.connect,
+              portal: o.portal,
+              mode: o.mode,
+              cdrom: o.cdrom,
+              readonly: o.readonly,
+              chap: o.chap,
+              persist: given('persist'),
+              backend: o.backend,
+              controlPort: o.controlPort,
+              confDir: o.confDir,
+              install: o.install,
+              hostRecordDir: o.hostRecords,
+              signal,
+              onPlan: progress?.plan.bind(progress),
+              onEvent: progress?.event,
+            });
+          } finally {
+            if (progress instanceof Progress) progress.close();
+          }
+        },
+        renderExport,
+        (r) => ({ ...r.record, changed: r.applied > 0, applied: r.applied, skipped: r.skipped, undo: r.undo }),
+      ),
+    );
+  });
+}

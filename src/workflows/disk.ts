@@ -1,0 +1,212 @@
+// The export's disk in the domain: attached (or its media put into an empty cdrom drive)
+// where placement.ts says it can go, found again by its marks, and taken away. Attaching
+// is planned when the step runs, from the domain as it is then, and planned again when
+// libvirt answers that the chosen dev (or drive) was taken meanwhile: exports to one
+// domain at the same moment each end up on their own dev.
+import { describeSource, deviceXml, diskFor, readView } from '../hypervisor/disks.js';
+import { flagWords, insertStep } from '../hypervisor/media.js';
+import { chooseFlags, place, placeMedia, slotOf, type DomainView, type FlagChoice } from '../hypervisor/placement.js';
+import { isMissing, VirshError } from '../hypervisor/virsh-errors.js';
+import type { DeviceFlags, Virsh } from '../hypervisor/virsh.js';
+import { parseByPath } from '../names/by-path.js';
+import { runPlan, undoAll, type Step } from '../plan/plan.js';
+import { cdromDisk, validateDisk, type DiskDef, type DiskSource } from '../xml/disk.js';
+import { buildController } from '../xml/domain.js';
+import type { Attachment } from './records.js';
+
+/** What makes a disk the export's: our alias, or a source only this export has. */
+export interface DiskMark {
+  alias: string;
+  target: string;
+  lun: number;
+  pool?: string;
+}
+
+export interface DiskRequest {
+  domain: string;
+  source: DiskSource;
+  cdrom: boolean;
+  readonly: boolean;
+  mark: DiskMark;
+  serial: string;
+  /** 'live' for --no-persist; unset: live when the domain runs, and persistent. */
+  flags?: FlagChoice;
+}
+
+const sameIqn = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+
+/** The export's IQN (network, block by-path) or pool (volume) names the source as ours. */
+export function isOurs(d: DiskDef, m: DiskMark): boolean {
+  if (d.alias === m.alias) return true;
+  const s = d.source;
+  switch (s.type) {
+    case 'network':
+      return sameIqn(s.target, m.target) && s.lun === m.lun;
+    case 'volume':
+      return m.pool !== undefined && s.pool === m.pool;
+    case 'block': {
+      const id = s.dev === undefined ? undefined : parseByPath(s.dev);
+      return id !== undefined && sameIqn(id.iqn, m.target) && id.lun === m.lun;
+    }
+    case 'file':
+      return false;
+  }
+}
+
+export interface FoundDisk {
+  dev: string;
+  /** The disk as each configuration holds it. */
+  live?: DiskDef;
+  inactive?: DiskDef;
+  /** Our media in a drive the domain had before (it carries someone else's alias, or none). */
+  media: boolean;
+}
+
+export function findOurs(view: DomainView, m: DiskMark): FoundDisk | undefined {
+  const live = view.live?.disks.find((d) => isOurs(d, m));
+  const inactive = view.inactive.disks.find((d) => isOurs(d, m));
+  const any = live ?? inactive;
+  if (!any) return undefined;
+  return { dev: any.target.dev, ...(live ? { live } : {}), ...(inactive ? { inactive } : {}), media: any.device === 'cdrom' && any.alias !== m.alias };
+}
+
+/** The attachment a found disk is, for the records. */
+export function attachmentOf(f: FoundDisk): Attachment {
+  const d = (f.live ?? f.inactive)!;
+  const slot = slotOf(d);
+  return { dev: f.dev, bus: slot.bus, device: d.device === 'cdrom' ? 'cdrom' : 'disk', media: f.media, live: f.live !== undefined, config: f.inactive !== undefined };
+}
+
+interface AttachPlan {
+  steps: Step[];
+  attachment: Attachment;
+}
+
+/** An empty cdrom drive in every configuration the change touches (the first one). */
+function emptyDrive(view: DomainView, choice: FlagChoice | undefined): DiskDef | undefined {
+  const flags = chooseFlags(view, choice);
+  for (const d of (flags.live ? view.live : view.inactive)?.disks ?? []) {
+    if (d.device !== 'cdrom') continue;
+    try {
+      const p = placeMedia(view, d.target.dev, choice);
+      if (p.empty && p.flags.live === flags.live && p.flags.config === flags.config) return d;
+    } catch {
+      /* not in every configuration: not this one */
+    }
+  }
+  return undefined;
+}
+
+function mediaPlan(virsh: Virsh, req: DiskRequest, view: DomainView, dev: string): AttachPlan {
+  const p = placeMedia(view, dev, req.flags);
+  const disk = cdromDisk({ source: req.source, target: slotOf(p.drive) });
+  const slot = slotOf(p.drive);
+  return {
+    steps: [insertStep(virsh, req.domain, p.drive, disk, p.flags, true)],
+    attachment: { dev, bus: slot.bus, device: 'cdrom', media: true, live: p.flags.live, config: p.flags.config },
+  };
+}
+
+/** An ISO goes into an empty cdrom drive when the domain has one; anything else is a new device. */
+function planAttach(virsh: Virsh, req: DiskRequest, view: DomainView): AttachPlan {
+  const device = req.cdrom ? 'cdrom' : 'disk';
+  const drive = req.cdrom ? emptyDrive(view, req.flags) : undefined;
+  if (drive) return mediaPlan(virsh, req, view, drive.target.dev);
+  const p = place(view, { device, flags: req.flags });
+  if (p.kind === 'media') return mediaPlan(virsh, req, view, p.target.dev);
+  const disk = validateDisk({ ...diskFor(req.source, device, p.target, req.readonly), alias: req.mark.alias, serial: req.serial });
+  const steps: Step[] = [];
+  const c = p.controller;
+  if (c) {
+    const xml = buildController(c.controller);
+    steps.push({
+      title: `add a virtio-scsi controller to domain ${req.domain} (${flagWords(c.flags)})`,
+      apply: () => virsh.attachDevice(req.domain, xml, c.flags),
+      undo: () => virsh.detachDevice(req.domain, xml, c.flags),
+    });
+  }
+  const xml = deviceXml(disk);
+  steps.push({
+    title: `attach ${describeSource(disk.source)} as ${device} ${p.target.dev}`,
+    apply: () => virsh.attachDevice(req.domain, xml, p.flags),
+    undo: () => virsh.detachDevice(req.domain, xml, p.flags),
+  });
+  const attachment: Attachment = { dev: p.target.dev, bus: p.target.bus, device, media: false, live: p.flags.live, config: p.flags.config };
+  if (c) attachment.controller = c.flags;
+  return { steps, attachment };
+}
+
+/** Another attach took the dev (or filled the drive) between our look and our change. */
+function lostRace(e: unknown): boolean {
+  return e instanceof VirshError && (e.failure === 'dev-taken' || e.failure === 'has-media');
+}
+
+const ATTACH_ATTEMPTS = 8;
+
+/**
+ * Attaches the disk `request()` describes (its source is known only once the LUN is
+ * visible), reporting where it went; undo takes exactly that away again. `view` is the
+ * domain as the export found it: the first placement is made from it, and every retry
+ * from the domain as it is then.
+ */
+export function attachDisk(virsh: Virsh, view: DomainView, request: () => DiskRequest, done: (a: Attachment) => void): Pick<Step, 'check' | 'apply' | 'undo'> {
+  let applied: Step[] = [];
+  return {
+    async check() {
+      const req = request();
+      const found = findOurs(view, req.mark);
+      if (!found) return false;
+      const want = chooseFlags(view, req.flags);
+      if ((want.live && !found.live) || (want.config && !found.inactive)) return false;
+      done(attachmentOf(found));
+      return true;
+    },
+    async apply() {
+      for (let attempt = 1; ; attempt++) {
+        const plan = planAttach(virsh, request(), attempt === 1 ? view : await readView(virsh, view.name));
+        try {
+          await runPlan(plan.steps);
+          applied = plan.steps;
+          done(plan.attachment);
+          return;
+        } catch (e) {
+          if (attempt >= ATTACH_ATTEMPTS || !lostRace(e)) throw e;
+          await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 200)));
+        }
+      }
+    },
+    async undo() {
+      const left = await undoAll(applied.map((step, index) => ({ step, index })));
+      if (left.length > 0) throw left[0]!.error;
+    },
+  };
+}
+
+/**
+ * Takes the export's disk out of the domain (`view`), wherever it is (running, defined or
+ * both): media are ejected from a drive that was there before, our own device is detached.
+ */
+export async function detachDisk(virsh: Virsh, view: DomainView, mark: DiskMark): Promise<void> {
+  const domain = view.name;
+  const found = findOurs(view, mark);
+  if (!found) return;
+  const where: DeviceFlags = { live: found.live !== undefined, config: found.inactive !== undefined };
+  if (found.media) {
+    // The drive stays, empty, as it was before the export.
+    const p = placeMedia(view, found.dev);
+    const flags = { live: where.live && p.held.live, config: where.config && p.held.config };
+    if (flags.live || flags.config) await virsh.changeMedia(domain, found.dev, { eject: true }, flags);
+    return;
+  }
+  await virsh.detachDevice(domain, deviceXml((found.live ?? found.inactive)!), where);
+}
+
+/** The domain's view, or undefined when there is no such domain (any more). */
+export async function viewIfThere(virsh: Virsh, domain: string): Promise<DomainView | undefined> {
+  try {
+    return await readView(virsh, domain);
+  } catch (e) {
+    if (isMissing(e, 'domain')) return undefined;
+    throw e;
+  }
+}

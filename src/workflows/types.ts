@@ -1,0 +1,85 @@
+// The typed options of the export workflow and the shape of its steps.
+import type { PlanEvent, Step } from '../plan/plan.js';
+import type { BackendName } from '../storage/backends.js';
+import type { ExportMode } from './records.js';
+
+/** Where the workflow's files live (both default to the documented places). */
+export interface RecordDirs {
+  /** Records on the machine running the command; default $XDG_STATE_HOME/virt-iscsi/exports. */
+  stateDir?: string;
+  /** Records on the storage host; default /var/lib/virt-iscsi/exports. */
+  hostRecordDir?: string;
+}
+
+/** For tests only: a way to make each step fail in turn (never reachable from the CLI). */
+export interface WorkflowHooks {
+  beforeApply?(stepId: StepId): void | Promise<void>;
+}
+
+export interface ExportOptions extends RecordDirs {
+  /** Image file or block device on the storage host (relative: to this directory, local storage only). */
+  image: string;
+  /** Domain name (or UUID) on the hypervisor. */
+  vm: string;
+  /** Default: the image's base name without extension. */
+  name?: string;
+  /** Host URIs; default `local`. */
+  storage?: string;
+  hypervisor?: string;
+  /** libvirt URI on the hypervisor; default qemu:///system. */
+  connect?: string;
+  /** HOST[:PORT] the hypervisor dials; default 127.0.0.1 when both are one host, else the storage host's address. */
+  portal?: string;
+  /** Default: the best the hypervisor can do (pool, then direct, then network). */
+  mode?: ExportMode;
+  /** Default: true for *.iso. A CD-ROM is always read-only. */
+  cdrom?: boolean;
+  readonly?: boolean;
+  /** Require CHAP: a generated secret in the target's account and a libvirt secret. */
+  chap?: boolean;
+  /** false: attach to the running domain only (--no-persist). Default true. */
+  persist?: boolean;
+  /** Target software; default: detected on the storage host. */
+  backend?: BackendName;
+  /** tgt: a private tgtd's control port (and it listens on `portal` when virt-iscsi starts it). */
+  controlPort?: number;
+  /** tgt: where target records go; default /etc/tgt/conf.d. */
+  confDir?: string;
+  /** Install tgt when it is missing. */
+  install?: boolean;
+  /** How long to wait for LUNs/devices to appear; default 30 s. */
+  waitTimeoutMs?: number;
+  /** Aborting (SIGINT/SIGTERM through withInterrupts) rolls back what was done. */
+  signal?: AbortSignal;
+  /** Called with the plan once it is built, before its first step runs. */
+  onPlan?: (steps: readonly WorkflowStep[]) => void;
+  onEvent?: (e: PlanEvent) => void;
+  hooks?: WorkflowHooks;
+  /** The clock for the IQN's date (tests). */
+  now?: Date;
+}
+
+export type StepId =
+  | 'daemon'
+  | 'target'
+  | 'storage-record'
+  | 'secret'
+  | 'pool-define'
+  | 'pool-start'
+  | 'pool-autostart'
+  | 'volume'
+  | 'node'
+  | 'node-chap'
+  | 'login'
+  | 'device'
+  | 'attach'
+  | 'local-record'
+  | 'detach'
+  | 'pool-stop'
+  | 'pool-undefine'
+  | 'logout'
+  | 'node-delete';
+
+export interface WorkflowStep extends Step {
+  id: StepId;
+}
