@@ -60,6 +60,9 @@ export async function startSshd(opts: { hostKey?: string } = {}): Promise<Sshd> 
       'StrictModes no',
       'UseDNS no',
       'MaxSessions 20',
+      // bash sources ~/.bashrc for commands sshd runs when SHLVL < 2; this machine's root
+      // .bashrc runs `pyenv init` (~1.1 s a command). Tests measure our code, not that.
+      'SetEnv SHLVL=1',
       'MaxStartups 50',
       'Subsystem sftp internal-sftp',
       '',
