@@ -116,7 +116,8 @@ export function validateIetTarget(t: IetTarget): void {
 
 const INDENT = '        ';
 
-function lunLine(l: IetLun): string {
+/** A LUN's `Key=Value,...` token: the same in ietd.conf and in `ietadm --params`. */
+export function ietLunParams(l: IetLun): string {
   const kv: string[] = [];
   if (l.path !== undefined) kv.push(`Path=${l.path}`);
   kv.push(`Type=${l.type}`);
@@ -125,7 +126,7 @@ function lunLine(l: IetLun): string {
   if (l.ioMode !== undefined) kv.push(`IOMode=${l.ioMode}`);
   if (l.blockSize !== undefined) kv.push(`BlockSize=${l.blockSize}`);
   if (l.blocks !== undefined) kv.push(`Blocks=${l.blocks}`);
-  return `Lun ${l.lun} ${kv.join(',')}`;
+  return kv.join(',');
 }
 
 /** One `Target IQN` stanza, ending in a newline. Validates first. */
@@ -134,7 +135,7 @@ export function buildIetTarget(t: IetTarget): string {
   const lines = [`Target ${t.iqn}`];
   for (const a of t.incomingUsers) lines.push(`${INDENT}IncomingUser ${a.user} ${a.secret}`);
   if (t.outgoingUser) lines.push(`${INDENT}OutgoingUser ${t.outgoingUser.user} ${t.outgoingUser.secret}`);
-  for (const l of t.luns) lines.push(INDENT + lunLine(l));
+  for (const l of t.luns) lines.push(`${INDENT}Lun ${l.lun} ${ietLunParams(l)}`);
   for (const p of t.params) lines.push(`${INDENT}${p.key} ${p.value}`);
   return `${lines.join('\n')}\n`;
 }

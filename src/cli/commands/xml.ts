@@ -3,17 +3,12 @@ import { Option, type Command } from 'commander';
 import { ValidationError } from '../../errors.js';
 import { BY_PATH_DIR, parseByPath } from '../../names/by-path.js';
 import { parsePortal } from '../../names/portal.js';
-import { buildDisk, cdromDisk, MAX_LUN, type DiskBus, type DiskDef, type DiskSource } from '../../xml/disk.js';
+import { buildDisk, cdromDisk, type DiskBus, type DiskDef, type DiskSource } from '../../xml/disk.js';
 import { buildPool, poolDef, POOL_TYPE_NAMES, type PoolType } from '../../xml/pool.js';
-import { buildSecret, iscsiChapSecret, type SecretRef } from '../../xml/secret.js';
+import { buildSecret, iscsiChapSecret } from '../../xml/secret.js';
 import { printText } from '../output.js';
+import { chapAuth, parseLunFlag, sourceForm, type ChapFlags } from './source-flags.js';
 import { addXmlTargetConfCommand } from './xml-target-conf.js';
-
-interface ChapFlags {
-  chapUser?: string;
-  chapSecretUsage?: string;
-  chapSecretUuid?: string;
-}
 
 export interface PoolFlags extends ChapFlags {
   name: string;
@@ -47,18 +42,6 @@ export interface SecretFlags {
 }
 
 /** --chap-user with exactly one of --chap-secret-usage / --chap-secret-uuid, or none of them. */
-function chapAuth(o: ChapFlags): { username: string; secret: SecretRef } | undefined {
-  if (o.chapSecretUsage !== undefined && o.chapSecretUuid !== undefined) throw new ValidationError('give --chap-secret-usage or --chap-secret-uuid, not both', 'chap');
-  const secret: SecretRef | undefined =
-    o.chapSecretUsage !== undefined ? { usage: o.chapSecretUsage } : o.chapSecretUuid !== undefined ? { uuid: o.chapSecretUuid } : undefined;
-  if (o.chapUser === undefined && secret === undefined) return undefined;
-  if (o.chapUser === undefined) throw new ValidationError('--chap-secret-usage/--chap-secret-uuid needs --chap-user', 'chap');
-  if (secret === undefined) {
-    throw new ValidationError(`--chap-user ${JSON.stringify(o.chapUser)} needs --chap-secret-usage NAME (or --chap-secret-uuid) naming the libvirt secret with the password`, 'chap');
-  }
-  return { username: o.chapUser, secret };
-}
-
 export function renderPoolXml(o: PoolFlags): string {
   if (o.type === 'iscsi-direct' && o.initiator === undefined) {
     throw new ValidationError('--type iscsi-direct needs --initiator IQN: libvirt logs in with an initiator name of its own', 'initiator');
@@ -77,26 +60,9 @@ export function renderPoolXml(o: PoolFlags): string {
   );
 }
 
-function parseLun(text: string): number {
-  if (!/^[0-9]{1,5}$/.test(text) || Number(text) > MAX_LUN) throw new ValidationError(`--lun ${JSON.stringify(text)} is not a LUN number from 0 to ${MAX_LUN}`, 'lun');
-  return Number(text);
-}
-
 /** The one source form the flags give: --by-path, --portal/--target/--lun, or --pool/--volume. */
 function diskSource(o: DiskFlags): DiskSource {
-  const forms = [
-    { flags: ['--by-path'], given: [o.byPath] },
-    { flags: ['--portal', '--target', '--lun'], given: [o.portal, o.target, o.lun] },
-    { flags: ['--pool', '--volume'], given: [o.pool, o.volume] },
-  ];
-  const used = forms.filter((f) => f.given.some((v) => v !== undefined));
-  const expected = 'give --by-path PATH, or --portal HOST[:PORT] --target IQN --lun N, or --pool P --volume V';
-  if (used.length === 0) throw new ValidationError(`no disk source: ${expected}`, 'source');
-  if (used.length > 1) throw new ValidationError(`${used.map((f) => f.flags.join('/')).join(' and ')} are different disk sources; ${expected}`, 'source');
-  const form = used[0]!;
-  const missing = form.flags.filter((_, i) => form.given[i] === undefined);
-  if (missing.length > 0) throw new ValidationError(`${form.flags.join(', ')} go together; missing ${missing.join(', ')}`, 'source');
-  const network = o.portal !== undefined;
+  const network = sourceForm(o) === 'network';
   const auth = chapAuth(o);
   if (!network && (auth || o.initiator !== undefined)) {
     throw new ValidationError('--initiator and --chap-* apply to --portal/--target/--lun disks, where QEMU logs in itself', 'source');
@@ -108,7 +74,7 @@ function diskSource(o: DiskFlags): DiskSource {
   }
   if (network) {
     const portal = parsePortal(o.portal!);
-    return { type: 'network', protocol: 'iscsi', target: o.target!, lun: parseLun(o.lun!), hosts: [{ name: portal.host, port: portal.port }], initiator: o.initiator, auth };
+    return { type: 'network', protocol: 'iscsi', target: o.target!, lun: parseLunFlag(o.lun!), hosts: [{ name: portal.host, port: portal.port }], initiator: o.initiator, auth };
   }
   return { type: 'volume', pool: o.pool!, volume: o.volume! };
 }

@@ -18,7 +18,7 @@
 //   only a numeric trace ("ietd_request 203 3 -1"): the hint says which errno it was.
 import { CommandError, PrerequisiteError, ValidationError } from '../../errors.js';
 import { formatIetAllow, getIetAllow, parseIetAllow, parseIetAllowLine, removeIetAllow, upsertIetAllow } from '../../config/iet-allow.js';
-import { formatIetConf, getIetTarget, parseIetConf, removeIetTarget, targetSpecToIet, upsertIetTarget, type IetLun } from '../../config/iet-conf.js';
+import { formatIetConf, getIetTarget, parseIetConf, ietLunParams, removeIetTarget, targetSpecToIet, upsertIetTarget } from '../../config/iet-conf.js';
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import { commandError } from '../../runner/check.js';
 import { RecordingRunner } from '../../runner/recording.js';
@@ -50,15 +50,6 @@ const ERRNO: Record<number, string> = {
 /** ietadm exits with a negative errno; 254 is -ENOENT. */
 const IET_ENOENT = 256 - 2;
 
-function lunParams(l: IetLun): string {
-  const kv: string[] = [];
-  if (l.path !== undefined) kv.push(`Path=${l.path}`);
-  kv.push(`Type=${l.type}`);
-  if (l.scsiId !== undefined) kv.push(`ScsiId=${l.scsiId}`);
-  if (l.scsiSn !== undefined) kv.push(`ScsiSN=${l.scsiSn}`);
-  if (l.ioMode !== undefined) kv.push(`IOMode=${l.ioMode}`);
-  return kv.join(',');
-}
 
 // IET takes any iqn. name of these characters (ietd.conf's reader); real targets exist with
 // names RFC 3720 would refuse (iqn.foo.example), and they must stay reachable for show/delete.
@@ -221,7 +212,7 @@ export class IetBackend implements TargetBackend {
       ...target.luns.map(
         (l): Step => ({
           title: `add Lun ${l.lun} (${l.path}${l.ioMode === 'ro' ? ', read-only' : ''}) to ${iqn}`,
-          apply: () => this.ietadm(['--op', 'new', t, `--lun=${l.lun}`, '--params', lunParams(l)]),
+          apply: () => this.ietadm(['--op', 'new', t, `--lun=${l.lun}`, '--params', ietLunParams(l)]),
         }),
       ),
       ...[...target.incomingUsers.map((a) => ['IncomingUser', a] as const), ...(target.outgoingUser ? [['OutgoingUser', target.outgoingUser] as const] : [])].map(
