@@ -2,6 +2,7 @@
 // step (one SSH connection per host), recording instead of changing under --dry-run.
 import { openRunner, type SshOptions } from '../runner/open.js';
 import { RecordingRunner, renderSteps, type RecordedStep } from '../runner/recording.js';
+import { TracingRunner } from '../runner/tracing.js';
 import type { Runner } from '../runner/types.js';
 import { printText } from './output.js';
 
@@ -23,7 +24,10 @@ export class Session {
   runner(uri = 'local'): Promise<Runner> {
     let r = this.runners.get(uri);
     if (!r) {
-      r = openRunner(uri, this.options).then((inner) => (this.dryRun ? new RecordingRunner(inner, this.recorded) : inner));
+      r = openRunner(uri, this.options).then((opened) => {
+        const inner = process.env.VIRT_ISCSI_TRACE === '1' ? new TracingRunner(opened) : opened;
+        return this.dryRun ? new RecordingRunner(inner, this.recorded) : inner;
+      });
       this.runners.set(uri, r);
     }
     return r;

@@ -1,10 +1,9 @@
-// Runs argv on a remote host over ONE SSH connection (ssh2), with channels in
-// parallel up to a limit. Results have LocalRunner's shape; file operations are
-// commands through the same run(), so sudo applies to them too.
+// Runs argv on a remote host over ONE SSH connection (ssh2): on long-lived shells, one
+// per channel, in parallel up to a limit (ssh-shell.ts). Results have LocalRunner's
+// shape; file operations are commands through the same run(), so sudo applies to them too.
 import { randomBytes } from 'node:crypto';
-import { constants, homedir } from 'node:os';
-import { StringDecoder } from 'node:string_decoder';
-import type { Client, ClientChannel } from 'ssh2';
+import { homedir } from 'node:os';
+import type { Client } from 'ssh2';
 import { ConnectError } from '../errors.js';
 import { runChecked } from './check.js';
 import { formatHostUri } from './host-uri.js';
@@ -12,6 +11,7 @@ import { defaultKnownHostsPath } from './known-hosts.js';
 import { EXIT_NOT_FOUND, EXIT_TIMEOUT } from './local.js';
 import { quoteArgv } from './quote.js';
 import { Slots } from './slots.js';
+import { RemoteShell } from './ssh-shell.js';
 import { planAuth } from './ssh-auth.js';
 import { loadSshHostConfig } from './ssh-config.js';
 import { endpoint, openSshClient, type SshTarget } from './ssh-connect.js';
@@ -38,7 +38,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * The remote command line: argv (after `sudo -n --`, `timeout` and `env K=V...` when
- * needed) quoted for the remote user's POSIX shell, which sshd runs it with.
+ * needed) quoted for the POSIX shell that runs it on the host.
  */
 export function remoteCommandLine(
   argv: readonly string[],
@@ -75,28 +75,6 @@ export function sudoProblem(r: RunResult, who: string, where: string): string | 
   return `${who} on ${where} is not root and cannot use sudo: ${last}`;
 }
 
-/** Decodes a stream's chunks as UTF-8 without splitting characters, passing them on as they come. */
-class Output {
-  private readonly decoder = new StringDecoder('utf8');
-  text = '';
-  constructor(
-    private readonly stream: 'stdout' | 'stderr',
-    private readonly onOutput?: RunOptions['onOutput'],
-  ) {}
-  push(chunk: Buffer): void {
-    this.add(this.decoder.write(chunk));
-  }
-  end(): string {
-    this.add(this.decoder.end());
-    return this.text;
-  }
-  private add(s: string): void {
-    if (!s) return;
-    this.text += s;
-    this.onOutput?.(s, this.stream);
-  }
-}
-
 // Scripts for the file operations: constant text, paths and mode only as "$1".. arguments.
 /** Creates the temp file 0600 (noclobber: never through an existing name), chmods it, then writes and renames. */
 const WRITE_SCRIPT =
@@ -110,6 +88,8 @@ export class SshRunner implements Runner {
   private lost?: string;
   private closing = false;
   private sudo = false;
+  /** Shells between commands, reused by the next (ssh-shell.ts). */
+  private readonly idle: RemoteShell[] = [];
 
   private constructor(
     private readonly client: Client,
@@ -153,6 +133,8 @@ export class SshRunner implements Runner {
 
   /** Non-root users run every command through `sudo -n --`; check once that it works. */
   private async detectSudo(): Promise<void> {
+    // root needs no look (a round trip saved on every connection).
+    if (this.target.user === 'root') return;
     const id = await runChecked(this, ['id', '-u']);
     if (id.stdout.trim() === '0') return;
     const problem = sudoProblem(await this.run(['sudo', '-n', '--', 'true']), this.target.user, this.where);
@@ -173,44 +155,22 @@ export class SshRunner implements Runner {
     return r;
   }
 
-  private exec(line: string, file: string, options: RunOptions): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-      if (this.lost) return reject(this.lostError(file));
-      this.client.exec(line, (err: Error | undefined, ch: ClientChannel) => {
-        if (err) return reject(this.lost ? this.lostError(file) : new ConnectError(this.host, `cannot open a channel on ${this.where}: ${err.message}`));
-        const out = new Output('stdout', options.onOutput);
-        const errOut = new Output('stderr', options.onOutput);
-        let exitCode: number | undefined;
-        let settled = false;
-        let pending = 2; // the channel's close and stderr's end, in either order
-        const settle = (r: RunResult | ConnectError): void => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          if (r instanceof ConnectError) reject(r);
-          else resolve(r);
-        };
-        const done = (): void => {
-          if (--pending > 0) return;
-          settle(exitCode === undefined ? this.lostError(file) : { stdout: out.end(), stderr: errOut.end(), exitCode });
-        };
-        ch.on('data', (d: Buffer) => out.push(d));
-        ch.stderr.on('data', (d: Buffer) => errOut.push(d));
-        ch.stderr.once('end', done);
-        ch.once('close', done);
-        ch.on('exit', (code: number | null, signal?: string) => {
-          exitCode = code ?? 128 + ((signal && constants.signals[signal as NodeJS.Signals]) || 0);
-        });
-        const timer =
-          options.timeoutMs === undefined || options.timeoutMs <= 0
-            ? undefined
-            : setTimeout(() => {
-                ch.close(); // the remote timeout(1) ends the command (see remoteCommandLine)
-                settle({ stdout: out.end(), stderr: `${file}: timed out after ${options.timeoutMs} ms`, exitCode: EXIT_TIMEOUT });
-              }, options.timeoutMs);
-        ch.end(options.stdin ?? undefined);
-      });
-    });
+  /** Runs the line on an idle shell of this connection, or a new one (at most one per slot). */
+  private async exec(line: string, file: string, options: RunOptions): Promise<RunResult> {
+    if (this.lost) throw this.lostError(file);
+    let shell = this.idle.pop();
+    if (!shell) {
+      try {
+        shell = await RemoteShell.open(this.client);
+      } catch (err) {
+        throw this.lost ? this.lostError(file) : new ConnectError(this.host, `cannot open a channel on ${this.where}: ${(err as Error).message}`);
+      }
+    }
+    try {
+      return await shell.run(line, options, () => this.lostError(file), () => ({ stdout: '', stderr: `${file}: timed out after ${options.timeoutMs} ms`, exitCode: EXIT_TIMEOUT }));
+    } finally {
+      if (!shell.broken && !this.closing) this.idle.push(shell);
+    }
   }
 
   private lostError(file: string): ConnectError {
@@ -240,6 +200,7 @@ export class SshRunner implements Runner {
     this.closing = true;
     if (this.lost) return;
     this.lost = 'the runner was closed';
+    for (const shell of this.idle.splice(0)) shell.close();
     await new Promise<void>((resolve) => {
       this.client.once('close', () => resolve());
       this.client.end();

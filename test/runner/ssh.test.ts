@@ -113,6 +113,13 @@ describe('running commands', () => {
     assert.deepEqual(await r.run(['wc', '-c']), { stdout: '0\n', stderr: '', exitCode: 0 });
   });
 
+  test('output with no final newline, or ending in what starts like our end marker, arrives exactly', async () => {
+    // Commands run on a long-lived shell that marks each one's end (src/runner/ssh-shell.ts).
+    const res = await r.run(['sh', '-c', 'printf "a\\n@@virt-iscsi-end-"; printf "@@" >&2; exit 5']);
+    assert.deepEqual(res, { stdout: 'a\n@@virt-iscsi-end-', stderr: '@@', exitCode: 5 });
+    assert.deepEqual(await r.run(['printf', '%s', 'no newline']), { stdout: 'no newline', stderr: '', exitCode: 0 });
+  });
+
   test('1 MiB through stdin and back arrives whole', async () => {
     const data = Buffer.alloc(1 << 20);
     for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251;
@@ -125,7 +132,7 @@ describe('running commands', () => {
   test('a missing program exits 127, as the remote shell reports', async () => {
     const res = await r.run(['virt-iscsi-no-such-program', 'x']);
     assert.equal(res.exitCode, 127);
-    assert.match(res.stderr, /virt-iscsi-no-such-program: command not found/);
+    assert.match(res.stderr, /virt-iscsi-no-such-program: (command )?not found/);
     assert.equal((await new LocalRunner().run(['virt-iscsi-no-such-program'])).exitCode, 127);
   });
 
