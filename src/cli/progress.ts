@@ -92,8 +92,14 @@ export class Progress {
   }
 }
 
+/** Where a command shows its plan's steps. */
+export interface StepDisplay {
+  plan(steps: readonly unknown[]): void;
+  event(e: PlanEvent): void;
+}
+
 /** Under --dry-run: each step's title as a comment in the printed plan, before its commands. */
-export function planComments(recorded: RecordedStep[]): { plan(steps: readonly unknown[]): void; event(e: PlanEvent): void } {
+export function planComments(recorded: RecordedStep[]): StepDisplay {
   let total = 0;
   return {
     plan: (steps) => void (total = steps.length),
@@ -102,4 +108,19 @@ export function planComments(recorded: RecordedStep[]): { plan(steps: readonly u
       if (e.type === 'skipped') recorded.push({ host: 'local', shell: '#   already done' });
     },
   };
+}
+
+/**
+ * Runs `fn` with the display a command's steps go to: the plan's comments under --dry-run,
+ * live progress on stdout otherwise; none under --json, whose stdout is one document.
+ */
+export async function withStepDisplay<T>(o: { json?: boolean; dryRun?: boolean }, recorded: RecordedStep[], fn: (d: StepDisplay | undefined) => Promise<T>): Promise<T> {
+  if (o.json) return fn(undefined);
+  if (o.dryRun) return fn(planComments(recorded));
+  const progress = new Progress(process.stdout);
+  try {
+    return await fn(progress);
+  } finally {
+    progress.close();
+  }
 }

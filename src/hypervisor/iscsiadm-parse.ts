@@ -202,3 +202,30 @@ export function parseGetentHosts(stdout: string): string | undefined {
   }
   return undefined;
 }
+
+/** One iscsiadm iface: the name node records and logins use, and the initiator name it sets. */
+export interface IfaceEntry {
+  name: string;
+  transport: string;
+  /** Unset: the host's own name (initiatorname.iscsi). */
+  initiatorName?: string;
+}
+
+/**
+ * `iscsiadm -m iface`: NAME then transport,hwaddress,ipaddress,net_ifacename,initiatorname
+ * (test/fixtures/lab/iface-list-libvirt.txt; the first iface is the one libvirt made for
+ * an iscsi pool with its own initiator name):
+ *   libvirt-iface-ef1d57b8 tcp,<empty>,<empty>,<empty>,iqn.2024-01.test.lab:custom
+ *   default tcp,<empty>,<empty>,<empty>,<empty>
+ */
+export function parseIfaceList(stdout: string): IfaceEntry[] {
+  const out: IfaceEntry[] = [];
+  for (const raw of stdout.split('\n')) {
+    const m = /^(\S+) ([^,\s]+),[^,\s]*,[^,\s]*,[^,\s]*,(\S+)$/.exec(raw.trim());
+    if (!m) continue;
+    const entry: IfaceEntry = { name: m[1]!, transport: m[2]! };
+    if (m[3] !== '<empty>') entry.initiatorName = m[3]!;
+    out.push(entry);
+  }
+  return out;
+}

@@ -27,10 +27,12 @@ import type { RunOptions, RunResult, Runner } from '../runner/types.js';
 import { ISCSI_ERR, iscsiadmError } from './iscsiadm-errors.js';
 import {
   parseGetentHosts,
+  parseIfaceList,
   parseInitiatorName,
   parseNodeList,
   parseNodeRecord,
   parseSessionTree,
+  type IfaceEntry,
   type IscsiSession,
   type NodeEntry,
 } from './iscsiadm-parse.js';
@@ -124,6 +126,19 @@ export class Iscsiadm {
     return r.exitCode === 0 ? parseNodeList(r.stdout) : [];
   }
 
+  /** The ifaces iscsiadm knows (`default` and `iser` are always there). */
+  async ifaces(): Promise<IfaceEntry[]> {
+    return parseIfaceList((await this.exec(['--mode', 'iface'], [], { query: true })).stdout);
+  }
+
+  /** Removes the iface when no node record uses it any more; true when it removed it. */
+  async deleteIfaceIfUnused(name: string): Promise<boolean> {
+    const used = await this.exec(['--mode', 'node', '--interface', name], [ISCSI_ERR.NO_OBJS_FOUND], { query: true });
+    if (used.exitCode === 0) return false;
+    await this.exec(['--mode', 'iface', '--interface', name, '--op', 'delete'], [ISCSI_ERR.NO_OBJS_FOUND]);
+    return true;
+  }
+
   /** Creates (or resets to iscsid.conf defaults) the node record for target + portal group. */
   async addNode(iqn: string, portal: Portal, tpgt: number): Promise<void> {
     const target = parseIscsiName(iqn, 'target');
@@ -133,6 +148,12 @@ export class Iscsiadm {
   /** Removes the node record; a record already gone is success. */
   async deleteNode(iqn: string, portal: Portal): Promise<void> {
     await this.exec(this.nodeArgs(iqn, portal, ['--op', 'delete']), [ISCSI_ERR.NO_OBJS_FOUND]);
+  }
+
+  /** Removes the target's records at the portal on every iface (no --interface); none is success. */
+  async deleteNodeEverywhere(iqn: string, portal: Portal): Promise<void> {
+    const target = parseIscsiName(iqn, 'target');
+    await this.exec(['--mode', 'node', '--targetname', target, '--portal', formatPortal(portal), '--op', 'delete'], [ISCSI_ERR.NO_OBJS_FOUND]);
   }
 
   async setStartup(iqn: string, portal: Portal, startup: NodeStartup): Promise<void> {

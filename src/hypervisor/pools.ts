@@ -1,13 +1,15 @@
 // libvirt storage pools over an iSCSI target, as plans of steps (src/plan/plan.ts) so the
 // export workflow can compose them. Create: CHAP secret -> define -> start -> autostart ->
 // wait for the LUNs, each undone in reverse when a later one fails. Delete: destroy ->
-// undefine -> the secret we made for it; whatever is already gone counts as done.
+// undefine -> what an iscsi pool's login left in open-iscsi -> the secret we made for it;
+// whatever is already gone counts as done.
 import { randomUUID } from 'node:crypto';
-import { TimeoutError, ValidationError } from '../errors.js';
+import { PrerequisiteError, TimeoutError, ValidationError } from '../errors.js';
 import { DEFAULT_ISCSI_PORT, formatPortal, type Portal } from '../names/portal.js';
 import type { Step } from '../plan/plan.js';
 import { buildPool, parsePool, poolDef, type PoolDef, type PoolType } from '../xml/pool.js';
 import { iscsiChapSecret, parseSecret } from '../xml/secret.js';
+import { Iscsiadm } from './iscsiadm.js';
 import { isMissing } from './virsh-errors.js';
 import type { VolListEntry } from './virsh-parse.js';
 import type { Virsh } from './virsh.js';
@@ -125,7 +127,11 @@ export function createPoolSteps(virsh: Virsh, spec: PoolSpec, wait: WaitOptions 
       title: `define ${def.type} pool ${name} for ${what}`,
       check: () => poolDefined(virsh, def),
       apply: () => virsh.poolDefine(buildPool(def)),
-      undo: () => undefineIfThere(virsh, name),
+      async undo() {
+        await undefineIfThere(virsh, name);
+        // A start that logged in (or failed to) left records in open-iscsi.
+        if (def.type === 'iscsi') for (const s of openIscsiLeftovers(virsh, def)) if (!(await s.check!())) await s.apply();
+      },
     },
     {
       title: `start pool ${name} (libvirt logs in to the target)`,
@@ -183,12 +189,62 @@ export async function deletePoolSteps(virsh: Virsh, name: string): Promise<Step[
       apply: () => undefineIfThere(virsh, name),
     },
   ];
+  if (def.type === 'iscsi') steps.push(...openIscsiLeftovers(virsh, def));
   const secret = await ownSecret(virsh, def);
   if (secret) {
     steps.push({
       title: `undefine libvirt secret ${secret.usage} (its CHAP password)`,
       check: async () => (await virsh.secretDumpXml(secret.uuid)) === undefined,
       apply: () => virsh.secretUndefine(secret.uuid),
+    });
+  }
+  return steps;
+}
+
+const sameIqn = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+
+/** No open-iscsi on the host: it holds no node records or ifaces to clean up. */
+async function unlessNoIscsiadm(fn: () => Promise<boolean>): Promise<boolean> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof PrerequisiteError) return true;
+    throw e;
+  }
+}
+
+/**
+ * What libvirt's iscsi backend leaves in open-iscsi when the pool stops (seen in the lab,
+ * libvirt 9.0): it logs out, but keeps the node records its discovery and login made, on
+ * the default iface and, for a pool with an initiator name of its own, on the iface
+ * `libvirt-iface-XXXXXXXX` it made for that name (pitfall 12). Removed so that deleting
+ * the pool leaves open-iscsi as it was; the iface only when no other record uses it.
+ */
+function openIscsiLeftovers(virsh: Virsh, def: PoolDef): Step[] {
+  const iscsiadm = new Iscsiadm(virsh.runner);
+  const host = def.hosts[0]!;
+  const given: Portal = { host: host.name, port: host.port ?? DEFAULT_ISCSI_PORT };
+  let resolved: Portal | undefined;
+  const portal = async (): Promise<Portal> => (resolved ??= await iscsiadm.resolvePortal(given));
+  const steps: Step[] = [
+    {
+      title: `delete the open-iscsi node records the pool's login left for ${def.device} at ${formatPortal(given)}`,
+      check: () => unlessNoIscsiadm(async () => {
+        const p = await portal();
+        return !(await iscsiadm.nodes()).some((n) => sameIqn(n.iqn, def.device) && n.portal.host === p.host && n.portal.port === p.port);
+      }),
+      apply: async () => iscsiadm.deleteNodeEverywhere(def.device, await portal()),
+    },
+  ];
+  const initiator = def.initiator;
+  if (initiator !== undefined) {
+    const libvirtIfaces = async () => (await iscsiadm.ifaces()).filter((i) => i.name.startsWith('libvirt-iface-') && i.initiatorName === initiator);
+    steps.push({
+      title: `remove the iscsiadm iface libvirt made for initiator ${initiator} (unless another node record uses it)`,
+      check: () => unlessNoIscsiadm(async () => (await libvirtIfaces()).length === 0),
+      async apply() {
+        for (const i of await libvirtIfaces()) await iscsiadm.deleteIfaceIfUnused(i.name);
+      },
     });
   }
   return steps;

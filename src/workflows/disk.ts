@@ -5,13 +5,13 @@
 // domain at the same moment each end up on their own dev.
 import { describeSource, deviceXml, diskFor, readView } from '../hypervisor/disks.js';
 import { flagWords, insertStep } from '../hypervisor/media.js';
-import { chooseFlags, place, placeMedia, slotOf, type DomainView, type FlagChoice } from '../hypervisor/placement.js';
+import { chooseFlags, place, placeMedia, slotOf, VIRTIO_SCSI, type DomainView, type FlagChoice } from '../hypervisor/placement.js';
 import { isMissing, VirshError } from '../hypervisor/virsh-errors.js';
 import type { DeviceFlags, Virsh } from '../hypervisor/virsh.js';
 import { parseByPath } from '../names/by-path.js';
 import { runPlan, undoAll, type Step } from '../plan/plan.js';
 import { cdromDisk, validateDisk, type DiskDef, type DiskSource } from '../xml/disk.js';
-import { buildController } from '../xml/domain.js';
+import { buildController, type DomainInfo } from '../xml/domain.js';
 import type { Attachment } from './records.js';
 
 /** What makes a disk the export's: our alias, or a source only this export has. */
@@ -199,6 +199,23 @@ export async function detachDisk(virsh: Virsh, view: DomainView, mark: DiskMark)
     return;
   }
   await virsh.detachDevice(domain, deviceXml((found.live ?? found.inactive)!), where);
+}
+
+const hasOurController = (info: DomainInfo): boolean => info.controllers.some((c) => c.type === 'scsi' && c.model === VIRTIO_SCSI.model && (c.index ?? 0) === VIRTIO_SCSI.index);
+
+/** A disk other than ours is on SCSI (a disk we do not model counts when its dev is sd*: it may be). */
+const otherScsiDisk = (info: DomainInfo, m: DiskMark): boolean =>
+  info.disks.some((d) => !isOurs(d, m) && slotOf(d).bus === 'scsi') || info.otherDisks.some((d) => d.dev?.startsWith('sd') === true);
+
+/**
+ * Where the virtio-scsi controller that the export added (`added`, from its record) goes
+ * again once its disk is detached: each configuration it was added to that still has it
+ * and has no other disk on SCSI. A running domain lets go of it when its OS answers the
+ * ACPI unplug request (one with no OS keeps it until it stops; its definition is clean).
+ */
+export function controllerToRemove(view: DomainView, m: DiskMark, added: DeviceFlags): DeviceFlags {
+  const free = (info: DomainInfo | undefined): boolean => info !== undefined && hasOurController(info) && !otherScsiDisk(info, m);
+  return { live: added.live && free(view.live), config: added.config && free(view.inactive) };
 }
 
 /** The domain's view, or undefined when there is no such domain (any more). */

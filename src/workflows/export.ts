@@ -126,6 +126,8 @@ export function exportSteps(x: ResolvedExport, o: Pick<ExportOptions, 'waitTimeo
   else slot.source = networkSource(r, x.portal);
 
   let attachment: Attachment | undefined;
+  // A second run finds the disk in place: the controller the first run added stays its to remove.
+  const added = x.localRecord?.attachment?.controller;
   const disk = attachDisk(
     virsh,
     x.hypervisor.facts.view,
@@ -134,8 +136,8 @@ export function exportSteps(x: ResolvedExport, o: Pick<ExportOptions, 'waitTimeo
       return { domain: r.vm, source: slot.source, cdrom: r.cdrom, readonly: r.readonly, mark: markOf(r), serial: r.serial, ...(r.persist ? {} : { flags: 'live' as const }) };
     },
     (a) => {
-      attachment = a;
-      done(a);
+      attachment = added && !a.controller ? { ...a, controller: added } : a;
+      done(attachment);
     },
   );
   steps.push({ id: 'attach', title: `give domain ${r.vm} the LUN as a ${r.cdrom ? 'read-only cdrom' : r.readonly ? 'read-only disk' : 'disk'}${r.persist ? '' : ' (live only)'}`, ...disk });

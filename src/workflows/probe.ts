@@ -13,8 +13,22 @@ import type { Runner } from '../runner/types.js';
 import { attr, child, children, parseXml } from '../xml/codec.js';
 import type { ExportMode } from './records.js';
 
-/** `hostname -f` (e.g. "stor1.example.com"), else `uname -n` when the name does not resolve. */
-export async function hostName(runner: Runner): Promise<string> {
+const names = new WeakMap<Runner, Promise<string>>();
+
+/**
+ * `hostname -f` (e.g. "stor1.example.com"), else `uname -n` when the name does not resolve.
+ * Asked once per Runner: storage host and hypervisor are often the same one.
+ */
+export function hostName(runner: Runner): Promise<string> {
+  let name = names.get(runner);
+  if (!name) {
+    name = askHostName(runner);
+    names.set(runner, name);
+  }
+  return name;
+}
+
+async function askHostName(runner: Runner): Promise<string> {
   const full = await runner.run(['hostname', '-f'], { query: true });
   if (full.exitCode === 0 && full.stdout.trim() !== '') return full.stdout.trim();
   const short = await runner.run(['uname', '-n'], { query: true });
@@ -87,9 +101,12 @@ async function initiatorName(runner: Runner): Promise<string | undefined> {
 async function loginWays(virsh: Virsh, mode: ExportMode | undefined): Promise<Pick<HypervisorFacts, 'iscsiadm' | 'iscsiTcp' | 'iscsiDirect'>> {
   const runner = virsh.runner;
   const login = mode === undefined || mode === 'pool' || mode === 'block';
+  // With no mode asked for, libvirt's pool types are asked along with the login probes.
+  const types = mode === 'direct' || mode === undefined ? poolTypes(virsh) : Promise.resolve([]);
+  types.catch(() => undefined);
   const [iscsiadm, tcp] = login ? await Promise.all([installed(runner, ['iscsiadm', '--version']), iscsiTcp(runner)]) : [false, 'missing' as const];
   const direct = mode === 'direct' || (mode === undefined && !(iscsiadm && tcp !== 'missing'));
-  return { iscsiadm, iscsiTcp: tcp, iscsiDirect: direct && (await poolTypes(virsh)).includes('iscsi-direct') };
+  return { iscsiadm, iscsiTcp: tcp, iscsiDirect: direct && (await types).includes('iscsi-direct') };
 }
 
 /**

@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, posix } from 'node:path';
 import { ValidationError } from '../errors.js';
 import { commandError, runChecked } from '../runner/check.js';
+import { RecordingRunner } from '../runner/recording.js';
 import type { Runner } from '../runner/types.js';
 import { BACKEND_NAMES, type BackendName } from '../storage/backends.js';
 import { checkExportName } from './names.js';
@@ -60,6 +61,8 @@ export interface ExportRecord {
   vm: string;
   persist: boolean;
   attachment?: Attachment;
+  /** The stack (`apply -f`) that declared this export: apply removes it once no longer declared. */
+  stack?: string;
   createdAt: string;
 }
 
@@ -129,11 +132,23 @@ export function renderRecord(r: ExportRecord): string {
   return `${JSON.stringify(r, null, 2)}\n`;
 }
 
-/** Writes (atomically replaces) the record, 0600, making its directory (0700) when missing. */
+/**
+ * Writes (atomically replaces) the record, 0600, making its directory (0700) when missing.
+ * The directory is there but the first time: it is made (and the write tried again) only
+ * when the write fails, which saves a command on every other write.
+ */
 export async function writeRecord(runner: Runner, dir: string, record: ExportRecord): Promise<string> {
-  if ((await runner.run(['test', '-d', dir], { query: true })).exitCode !== 0) await runChecked(runner, ['mkdir', '-p', '-m', '0700', dir]);
   const file = recordPath(dir, record.name);
-  await runner.writeFile(file, renderRecord(record), { mode: 0o600 });
+  const write = (): Promise<void> => runner.writeFile(file, renderRecord(record), { mode: 0o600 });
+  // A dry run's write cannot fail: the plan shows the mkdir the real run would need.
+  if (runner instanceof RecordingRunner && (await runner.run(['test', '-d', dir], { query: true })).exitCode !== 0) await runChecked(runner, ['mkdir', '-p', '-m', '0700', dir]);
+  try {
+    await write();
+  } catch (e) {
+    if ((await runner.run(['test', '-d', dir], { query: true })).exitCode === 0) throw e;
+    await runChecked(runner, ['mkdir', '-p', '-m', '0700', dir]);
+    await write();
+  }
   return file;
 }
 

@@ -90,6 +90,13 @@ function backendOptions(o: ExportOptions): BackendOptions {
     const p = parsePortal(o.portal);
     if (isIP(p.host) !== 0) b.portal = formatPortal(p);
   }
+  // LIO listens on the portal's port, on every address of its family (the lab showed a fixed
+  // 0.0.0.0:3260 failing beside another target on 3260 while --portal named another port).
+  // Not on the portal's address itself: the hypervisor may dial one the storage host lacks (NAT).
+  if (o.portal !== undefined) {
+    const p = parsePortal(o.portal);
+    b.portals = [{ host: isIP(p.host) === 6 ? '::' : '0.0.0.0', port: p.port }];
+  }
   return b;
 }
 
@@ -104,15 +111,24 @@ async function daemonRunning(runner: Runner, name: BackendName, b: BackendOption
 
 async function storageFacts(runner: Runner, o: ExportOptions, image: string, name: string, hostRecordDir: string): Promise<StorageFacts> {
   const b = backendOptions(o);
-  const [info, hostname, backendName, record] = await Promise.all([
+  const named = o.backend !== undefined ? Promise.resolve(o.backend) : detectBackend(runner, b);
+  // The targets are asked for along with the daemon's status (a round trip less over SSH):
+  // what a stopped daemon answers does not count.
+  const listed = named.then((n) => createBackend(n, runner, b).list()).then(
+    (targets) => ({ targets }),
+    (error: unknown) => ({ error }),
+  );
+  const [info, hostname, backendName, record, running, shown] = await Promise.all([
     checkServableImage(runner, image),
     hostName(runner),
-    o.backend ?? detectBackend(runner, b),
+    named,
     readRecord(runner, hostRecordDir, name),
+    named.then((n) => daemonRunning(runner, n, b)),
+    listed,
   ]);
   const backend = createBackend(backendName, runner, b);
-  const running = await daemonRunning(runner, backendName, b);
-  const targets = running ? await backend.list() : [];
+  if (running && 'error' in shown) throw shown.error;
+  const targets = running && 'targets' in shown ? shown.targets : [];
   return { runner, backend, backendName, running, image: info, hostname, ...(record ? { record } : {}), targets };
 }
 
@@ -224,6 +240,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
       );
     }
   }
+  const stack = o.stack ?? prior?.stack;
   const iqn = prior?.target ?? exportTargetIqn(hostAuthority(storage.hostname), name, o.now);
   const target = await checkNotServed(storage, iqn);
   const record: ExportRecord = {
@@ -249,6 +266,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
     ...(chap && mode !== 'block' ? { secretUsage: secretUsage(name) } : {}),
     vm: o.vm,
     persist: wanted.persist,
+    ...(stack !== undefined ? { stack } : {}),
     createdAt: prior?.createdAt ?? (o.now ?? new Date()).toISOString(),
   };
   let chapSecret: string | undefined;

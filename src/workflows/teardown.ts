@@ -6,15 +6,17 @@
 import { PrerequisiteError } from '../errors.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
 import { isMissing } from '../hypervisor/virsh-errors.js';
-import type { DomainView } from '../hypervisor/placement.js';
+import { VIRTIO_SCSI, type DomainView } from '../hypervisor/placement.js';
 import type { PoolInfo, SecretListEntry } from '../hypervisor/virsh-parse.js';
 import type { Virsh } from '../hypervisor/virsh.js';
 import { parsePortal, type Portal } from '../names/portal.js';
+import { RecordingRunner } from '../runner/recording.js';
 import type { Runner } from '../runner/types.js';
 import type { TargetBackend } from '../storage/backend.js';
 import { TgtBackend } from '../storage/tgt/backend.js';
 import { recordFile } from '../storage/tgt/records.js';
-import { detachDisk, findOurs, viewIfThere, type DiskMark } from './disk.js';
+import { buildController } from '../xml/domain.js';
+import { controllerToRemove, detachDisk, findOurs, viewIfThere, type DiskMark } from './disk.js';
 import { recordPath, removeRecord, type ExportRecord } from './records.js';
 import type { WorkflowStep } from './types.js';
 
@@ -171,6 +173,17 @@ export function teardownSteps(c: TeardownContext, f: TeardownFacts): WorkflowSte
       apply: () => detachDisk(virsh, view!, c.mark),
     },
   ];
+  // Only the local record knows the export added the controller (the storage host's has no attachment).
+  const added = r.attachment?.controller;
+  if (added) {
+    const flags = view ? controllerToRemove(view, c.mark, added) : { live: false, config: false };
+    steps.push({
+      id: 'controller',
+      title: `remove the virtio-scsi controller the export added to domain ${r.vm} (no other disk is on it)`,
+      check: async () => !flags.live && !flags.config,
+      apply: () => virsh.detachDevice(r.vm, buildController(VIRTIO_SCSI), flags),
+    });
+  }
   if (r.pool) steps.push(...poolTeardown(virsh, r.pool, f.pool));
   if (r.mode === 'pool' || r.mode === 'block') steps.push(...sessionTeardown(new Iscsiadm(virsh.runner), r, parsePortal(r.portal)));
   const secret = f.secret;
@@ -182,7 +195,9 @@ export function teardownSteps(c: TeardownContext, f: TeardownFacts): WorkflowSte
       apply: () => virsh.secretUndefine(secret!.uuid),
     });
   }
-  const target = deleteTargetStep(c.backend, r, { force: c.force, waitMs: c.sessionWaitMs ?? 15_000 });
+  // A dry run only recorded the detach: the VM's session stays, so there is nothing to wait for.
+  const dryRun = c.storage instanceof RecordingRunner;
+  const target = deleteTargetStep(c.backend, r, { force: c.force, waitMs: dryRun ? 0 : (c.sessionWaitMs ?? 15_000) });
   steps.push(
     { ...target, check: async () => f.targetGone },
     {

@@ -45,6 +45,8 @@ export interface ExportOptions extends RecordDirs {
   controlPort?: number;
   /** tgt: where target records go; default /etc/tgt/conf.d. */
   confDir?: string;
+  /** The stack (`apply -f`) declaring this export; default: the earlier run's. */
+  stack?: string;
   /** Install tgt when it is missing. */
   install?: boolean;
   /** How long to wait for LUNs/devices to appear; default 30 s. */
@@ -75,6 +77,7 @@ export type StepId =
   | 'attach'
   | 'local-record'
   | 'detach'
+  | 'controller'
   | 'pool-stop'
   | 'pool-undefine'
   | 'logout'

@@ -5,7 +5,7 @@
 // attach step what the disk's source is. Where the host sees a block device, its SCSI
 // serial must be the one set on the LUN before a VM gets it (pitfall 7).
 import { ValidationError } from '../errors.js';
-import type { Iscsiadm, WaitOptions } from '../hypervisor/iscsiadm.js';
+import { Iscsiadm, type WaitOptions } from '../hypervisor/iscsiadm.js';
 import { poolDefined, waitForVolumes } from '../hypervisor/pools.js';
 import { isMissing } from '../hypervisor/virsh-errors.js';
 import type { PoolListEntry } from '../hypervisor/virsh-parse.js';
@@ -103,7 +103,11 @@ export function poolSteps(virsh: Virsh, r: ExportRecord, portal: Portal, existin
       title: `define ${def.type} pool ${name} for ${what}`,
       check: async () => existing !== undefined && (await poolDefined(virsh, def)),
       apply: () => virsh.poolDefine(buildPool(def)),
-      undo: () => undefineIfThere(virsh, name),
+      async undo() {
+        await undefineIfThere(virsh, name);
+        // A started (or failed to start) iscsi pool leaves the node record its login made (seen in the lab).
+        if (r.mode === 'pool') await new Iscsiadm(virsh.runner).deleteNode(r.target, portal);
+      },
     },
     {
       id: 'pool-start',

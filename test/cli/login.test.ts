@@ -1,6 +1,6 @@
 // `virt-iscsi discover|login|logout` through the real CLI on this machine, which has no
-// open-iscsi (and a kernel without iscsi_tcp): they must fail with one clear line. Their
-// plans are tested in test/hypervisor/login.test.ts (plan-only). Also: the hypervisor
+// open-iscsi (and a kernel without iscsi_tcp): they must fail with one clear line. They
+// run for real in the lab guest (test/lab/pool-attach.lab.ts). Also: the hypervisor
 // commands offer the flags ../shared/docs/cli.md promises.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -38,8 +38,8 @@ function flags(program: Command, path: string[]): string[] {
   return cmd.options.map((o) => o.long!).filter(Boolean);
 }
 
-test('the hypervisor commands take the flags cli.md lists', () => {
-  const program = buildProgram();
+test('the hypervisor commands take the flags cli.md lists', async () => {
+  const program = await buildProgram();
   const host = ['--hypervisor', '--identity', '--known-hosts', '--accept-new-host-key'];
   const libvirt = [...host, '--connect'];
   const source = ['--pool', '--volume', '--portal', '--target', '--lun', '--by-path', '--mode'];

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureLibvirtd, LIBVIRT_URI, minimalDomainXml } from '../helpers/libvirt.js';
 import { startTgtd, type Tgtd } from '../helpers/tgtd.js';
+import { cleanupStack } from '../helpers/cleanups.js';
 
 export { LIBVIRT_URI };
 
@@ -63,18 +64,7 @@ export function removePool(name: string): void {
 }
 
 export async function startEnv(prefix: string): Promise<Env> {
-  const cleanups: Array<() => unknown> = [];
-  const cleanup = (fn: () => unknown): void => void cleanups.push(fn);
-  const close = async (): Promise<void> => {
-    for (const fn of cleanups.reverse()) {
-      try {
-        await fn();
-      } catch {
-        /* keep cleaning */
-      }
-    }
-    cleanups.length = 0;
-  };
+  const { cleanup, close } = cleanupStack();
   try {
     cleanup(await ensureLibvirtd());
     const tgtd = await startTgtd();

@@ -63,7 +63,62 @@ export async function useLab(): Promise<Lab> {
   };
 }
 
+export interface CliResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * Runs the virt-iscsi CLI on this host as a user would (`src/cli/run.ts`), reaching the
+ * guest through --storage/--hypervisor/--host ssh://... with the lab's key and
+ * known_hosts. `env` adds to the environment (XDG_STATE_HOME for export records).
+ */
+export async function labCli(lab: Lab, args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const argv = ['--import', 'tsx', 'src/cli/run.ts', ...args, '--identity', lab.ssh.identity!, '--known-hosts', lab.ssh.knownHosts!];
+  try {
+    const r = await run(process.execPath, argv, { cwd: ROOT, encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 24, env: { ...process.env, ...env } });
+    return { status: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { status: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+/** labCli that must exit 0: its stdout. */
+export async function labCliOk(lab: Lab, args: readonly string[], env: Record<string, string> = {}): Promise<string> {
+  const r = await labCli(lab, args, env);
+  if (r.status !== 0) throw new Error(`virt-iscsi ${args.join(' ')} exited ${r.status}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
 /** A suffix that keeps names (IQNs, files) of one run apart from another's. */
 export function unique(): string {
   return randomBytes(3).toString('hex');
+}
+
+/**
+ * Defines (and starts, unless told) a TCG domain in the guest: no OS, so it sits in its
+ * firmware; ACPI on, so PCI devices hot-plug; a virtio-scsi controller unless `scsi` is
+ * false. The guest's KVM is not there: QEMU runs it under TCG.
+ */
+export async function labDomain(lab: Lab, name: string, o: { scsi?: boolean; start?: boolean } = {}): Promise<void> {
+  const scsi = o.scsi === false ? '' : "<controller type='scsi' model='virtio-scsi'/>";
+  const xml = `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+  <features><acpi/><apic/></features>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>${scsi}</devices></domain>\n`;
+  const file = `/tmp/${name}.xml`;
+  await lab.runner.writeFile(file, xml);
+  await lab.sh(['virsh', 'define', file]);
+  await lab.runner.removeFile(file);
+  if (o.start !== false) await lab.sh(['virsh', 'start', name]);
+}
+
+/** Stops and undefines the domain; one already gone is fine. */
+export async function removeDomain(lab: Lab, name: string): Promise<void> {
+  await lab.runner.run(['virsh', 'destroy', name]);
+  await lab.runner.run(['virsh', 'undefine', name]);
 }

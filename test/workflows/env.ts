@@ -14,6 +14,7 @@ import type { ExportOptions } from '../../src/workflows/types.js';
 import { unexportImage, type UnexportOptions } from '../../src/workflows/unexport.js';
 import { ensureLibvirtd, LIBVIRT_URI, minimalDomainXml } from '../helpers/libvirt.js';
 import { startTgtd, type Tgtd } from '../helpers/tgtd.js';
+import { cleanupStack } from '../helpers/cleanups.js';
 
 export const MiB = 1024 * 1024;
 
@@ -65,18 +66,7 @@ export interface Env {
 }
 
 export async function startEnv(prefix: string): Promise<Env> {
-  const cleanups: Array<() => unknown> = [];
-  const cleanup = (fn: () => unknown): void => void cleanups.push(fn);
-  const close = async (): Promise<void> => {
-    for (const fn of cleanups.reverse()) {
-      try {
-        await fn();
-      } catch {
-        /* keep cleaning */
-      }
-    }
-    cleanups.length = 0;
-  };
+  const { cleanup, close } = cleanupStack();
   try {
     cleanup(await ensureLibvirtd());
     const tgtd = await startTgtd();

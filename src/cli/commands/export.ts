@@ -7,7 +7,7 @@ import { DEFAULT_CONF_DIR } from '../../storage/tgt/records.js';
 import { exportImage, type ExportResult } from '../../workflows/export.js';
 import { DEFAULT_HOST_RECORD_DIR, EXPORT_MODES, type ExportMode } from '../../workflows/records.js';
 import { addConnect, addDryRun, addJson, addSshOptions, type HostCommandOptions } from '../options.js';
-import { planComments, Progress } from '../progress.js';
+import { withStepDisplay } from '../progress.js';
 import { runCommand } from './hypervisor-common.js';
 
 interface ExportFlags extends HostCommandOptions {
@@ -92,10 +92,9 @@ export function registerExport(program: Command): void {
     await withInterrupts((signal) =>
       runCommand(
         o,
-        async (s) => {
-          const progress = o.json ? undefined : o.dryRun ? planComments(s.recorded) : new Progress(process.stdout);
-          try {
-            return await exportImage(s, {
+        (s) =>
+          withStepDisplay(o, s.recorded, (progress) =>
+            exportImage(s, {
               image,
               vm: o.vm,
               name: o.name,
@@ -115,12 +114,9 @@ export function registerExport(program: Command): void {
               hostRecordDir: o.hostRecords,
               signal,
               onPlan: progress?.plan.bind(progress),
-              onEvent: progress?.event,
-            });
-          } finally {
-            if (progress instanceof Progress) progress.close();
-          }
-        },
+              onEvent: progress?.event.bind(progress),
+            }),
+          ),
         renderExport,
         (r) => ({ ...r.record, changed: r.applied > 0, applied: r.applied, skipped: r.skipped, undo: r.undo }),
       ),

@@ -4,7 +4,7 @@ import { withInterrupts } from '../../plan/plan.js';
 import { DEFAULT_HOST_RECORD_DIR } from '../../workflows/records.js';
 import { unexportImage, type UnexportResult } from '../../workflows/unexport.js';
 import { addDryRun, addJson, addSshOptions, type HostCommandOptions } from '../options.js';
-import { planComments, Progress } from '../progress.js';
+import { withStepDisplay } from '../progress.js';
 import { runCommand } from './hypervisor-common.js';
 
 interface UnexportFlags extends HostCommandOptions {
@@ -41,10 +41,9 @@ export function registerUnexport(program: Command): void {
     await withInterrupts((signal) =>
       runCommand(
         o,
-        async (s) => {
-          const progress = o.json ? undefined : o.dryRun ? planComments(s.recorded) : new Progress(process.stdout);
-          try {
-            return await unexportImage(s, {
+        (s) =>
+          withStepDisplay(o, s.recorded, (progress) =>
+            unexportImage(s, {
               name,
               storage: o.storage,
               hypervisor: o.hypervisor,
@@ -53,12 +52,9 @@ export function registerUnexport(program: Command): void {
               force: o.force,
               signal,
               onPlan: progress?.plan.bind(progress),
-              onEvent: progress?.event,
-            });
-          } finally {
-            if (progress instanceof Progress) progress.close();
-          }
-        },
+              onEvent: progress?.event.bind(progress),
+            }),
+          ),
         renderUnexport,
         (r) => ({ name: r.name, found: r.found, changed: r.applied > 0, applied: r.applied, skipped: r.skipped, ...(r.record ? { record: r.record } : {}) }),
       ),

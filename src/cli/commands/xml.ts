@@ -7,7 +7,7 @@ import { buildDisk, cdromDisk, type DiskBus, type DiskDef, type DiskSource } fro
 import { buildPool, poolDef, POOL_TYPE_NAMES, type PoolType } from '../../xml/pool.js';
 import { buildSecret, iscsiChapSecret } from '../../xml/secret.js';
 import { printText } from '../output.js';
-import { chapAuth, parseLunFlag, sourceForm, type ChapFlags } from './source-flags.js';
+import { chapAuth, parseLunFlag, sourceForm, type ChapFlags, type SourceFormFlags } from './source-flags.js';
 import { addXmlTargetConfCommand } from './xml-target-conf.js';
 
 export interface PoolFlags extends ChapFlags {
@@ -19,13 +19,7 @@ export interface PoolFlags extends ChapFlags {
   uuid?: string;
 }
 
-export interface DiskFlags extends ChapFlags {
-  byPath?: string;
-  portal?: string;
-  target?: string;
-  lun?: string;
-  pool?: string;
-  volume?: string;
+export interface DiskFlags extends SourceFormFlags, ChapFlags {
   initiator?: string;
   dev?: string;
   bus: DiskBus;

@@ -209,7 +209,8 @@ export class LioBackend implements TargetBackend {
     const tree = await this.readTree();
     const t = tree.targets.find((x) => x.iqn === name);
     const saved = await this.readSaved();
-    if (t && !options.force) {
+    // A dry run has only recorded the steps that end the sessions (detach, logout): the real run checks.
+    if (t && !options.force && !this.dryRun) {
       const live = await this.sessions(t);
       if (live.length > 0) {
         throw new ValidationError(

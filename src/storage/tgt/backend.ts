@@ -95,11 +95,14 @@ export class TgtBackend implements TargetBackend {
   // ---- reading ---------------------------------------------------------------------------
 
   async list(): Promise<TargetState[]> {
-    const live = await this.tgtadm.showTargets();
-    const records = await readRecords(this.runner, this.confDir);
-    const paths = [...new Set(live.flatMap((t) => t.luns.flatMap((l) => (l.backingPath ? [l.backingPath] : []))))];
-    let sizes = new Map<string, number>();
-    if (paths.length > 0) sizes = parseSizes((await this.runner.run(['stat', '-L', '-c', '%s|%F|%n', '--', ...paths], { query: true })).stdout);
+    // The sizes follow what tgtd shows, the records are read meanwhile.
+    const shown = this.tgtadm.showTargets();
+    const sized = shown.then(async (live) => {
+      const paths = [...new Set(live.flatMap((t) => t.luns.flatMap((l) => (l.backingPath ? [l.backingPath] : []))))];
+      if (paths.length === 0) return new Map<string, number>();
+      return parseSizes((await this.runner.run(['stat', '-L', '-c', '%s|%F|%n', '--', ...paths], { query: true })).stdout);
+    });
+    const [live, records, sizes] = await Promise.all([shown, readRecords(this.runner, this.confDir), sized]);
     return live.map((t) => toTargetState(t, records.find((r) => sameName(r.iqn, t.iqn)), sizes));
   }
 
@@ -115,21 +118,26 @@ export class TgtBackend implements TargetBackend {
     const target = targetSpecToTgtConf({ ...s, luns: s.luns.map((l) => (l.serial !== undefined ? l : { ...l, serial: newSerial() })) });
     const host = this.runner.host;
     // Everything that needs no tgtd is checked before one is started: bad input changes nothing.
-    if (!this.options.install && (await tgtStatus(this.tgtadm)) === 'not-installed') throw notInstalledError(host);
-    const images: ImageInfo[] = [];
-    for (const l of s.luns) images.push(await checkServableImage(this.runner, l.path));
-    await this.ensureRunning();
+    // The independent queries run at once (each is a round trip over SSH); their errors keep their order.
+    const recordsFree = this.checkRecordsFree(s.iqn);
+    const imagesOk = Promise.all(s.luns.map((l) => checkServableImage(this.runner, l.path)));
+    for (const p of [recordsFree, imagesOk]) p.catch(() => undefined);
+    const status = await tgtStatus(this.tgtadm);
+    if (!this.options.install && status === 'not-installed') throw notInstalledError(host);
+    const images: ImageInfo[] = await imagesOk;
+    if (status === 'running') this.starting ??= Promise.resolve(undefined);
+    else await this.ensureRunning();
     const live = await this.live();
     const clash = live.find((t) => sameName(t.iqn, s.iqn));
     if (clash) throw new ValidationError(`target ${JSON.stringify(s.iqn)} already exists on ${host} (tid ${clash.tid})`, 'iqn');
     const byTid = live.find((t) => t.tid === s.tid);
     if (byTid) throw new ValidationError(`target id ${s.tid} is already used on ${host} by ${byTid.iqn}`, 'tid');
-    await this.checkRecordsFree(s.iqn);
+    await recordsFree;
     await this.checkBsTypes(target);
     await this.checkNotServed(s.luns.map((l) => l.path), live);
     await this.checkAccountsFree(target);
     const kind: RecordKind = s.persist ? 'persistent' : 'live-only';
-    const tid = await this.createLive(target, { tid: s.tid, record: kind });
+    const tid = await this.createLive(target, { tid: s.tid, record: kind, live });
     if (this.planning) return plannedState(target, tid, images, kind);
     const state = await this.show(s.iqn);
     if (!state) throw new ValidationError(`target ${s.iqn} was created as tid ${tid} on ${host} but tgtd does not show it`, 'iqn');
@@ -138,9 +146,11 @@ export class TgtBackend implements TargetBackend {
 
   /** Refuses when a file we would write is there: someone else's, or a record of ours not live. */
   private async checkRecordsFree(iqn: string): Promise<void> {
-    for (const kind of ['persistent', 'live-only'] as const) {
+    const kinds = ['persistent', 'live-only'] as const;
+    const texts = await Promise.all(kinds.map((kind) => this.runner.readFile(recordFile(this.confDir, iqn, kind))));
+    for (const [i, kind] of kinds.entries()) {
       const file = recordFile(this.confDir, iqn, kind);
-      const text = await this.runner.readFile(file);
+      const text = texts[i];
       if (text === undefined) continue;
       if (!parseRecord(file, text)) throw new ValidationError(`${file} exists on ${this.runner.host} and was not written by virt-iscsi; move it away first`, 'iqn');
       throw new ValidationError(
@@ -187,8 +197,8 @@ export class TgtBackend implements TargetBackend {
    * and when a racing create took it first ("this target already exists" on the first
    * step, our name still not live), it tries the next.
    */
-  private async createLive(target: TgtTarget, o: { tid?: number; record?: RecordKind; existingAccounts?: readonly string[] }): Promise<number> {
-    const taken = new Set((await this.live()).map((t) => t.tid));
+  private async createLive(target: TgtTarget, o: { tid?: number; record?: RecordKind; existingAccounts?: readonly string[]; live?: readonly TgtShowTarget[] }): Promise<number> {
+    const taken = new Set((o.live ?? (await this.live())).map((t) => t.tid));
     for (let attempt = 1; ; attempt++) {
       const tid = o.tid ?? Math.max(0, ...taken) + 1;
       const steps: Step[] = [targetStep(this.tgtadm, tid, target.iqn), ...contentSteps(this.tgtadm, tid, target, o.existingAccounts)];
@@ -231,17 +241,27 @@ export class TgtBackend implements TargetBackend {
   async delete(iqn: string, options: { force?: boolean } = {}): Promise<void> {
     const name = parseIscsiName(iqn, 'target name');
     const host = this.runner.host;
-    const status = await tgtStatus(this.tgtadm);
+    // Asked at once; what tgtd shows counts only when it runs.
+    const [status, all, shown] = await Promise.all([
+      tgtStatus(this.tgtadm),
+      readRecords(this.runner, this.confDir),
+      this.tgtadm.showTargets().then(
+        (targets) => ({ targets }),
+        (error: unknown) => ({ error }),
+      ),
+    ]);
     if (status === 'not-installed') throw notInstalledError(host);
-    const records = (await readRecords(this.runner, this.confDir)).filter((r) => sameName(r.iqn, name));
+    const records = all.filter((r) => sameName(r.iqn, name));
     // A stopped tgtd has nothing live: dropping the record is all that keeps it from coming back.
-    const live = status === 'running' ? await this.tgtadm.showTargets() : [];
+    if (status === 'running' && 'error' in shown) throw shown.error;
+    const live = status === 'running' && 'targets' in shown ? shown.targets : [];
     const t = live.find((x) => sameName(x.iqn, name));
     if (t) {
       if (records.length === 0 && !options.force) {
         throw new ValidationError(`target ${name} on ${host} was not made by virt-iscsi (no record in ${this.confDir}); pass --force to delete it anyway`, 'iqn');
       }
-      if (t.nexuses.length > 0 && !options.force) throw sessionsError(name, t);
+      // A dry run has only recorded the steps that end the sessions (detach, logout): the real run checks.
+      if (t.nexuses.length > 0 && !options.force && !this.planning) throw sessionsError(name, t);
       try {
         await this.tgtadm.deleteTarget(t.tid, { force: options.force });
       } catch (e) {

@@ -7,6 +7,7 @@
 import { posix } from 'node:path';
 import { parseTgtConf, parseTgtTarget, buildTgtTarget, type TgtTarget } from '../../config/tgt-conf.js';
 import { commandError, runChecked } from '../../runner/check.js';
+import { RecordingRunner } from '../../runner/recording.js';
 import type { Runner } from '../../runner/types.js';
 
 export const DEFAULT_CONF_DIR = '/etc/tgt/conf.d';
@@ -79,9 +80,10 @@ export async function readRecords(runner: Runner, confDir: string): Promise<TgtR
     .split('\n')
     .filter((f) => f.endsWith(EXT.persistent) || f.endsWith(EXT['live-only']))
     .sort();
+  const texts = await Promise.all(files.map((file) => runner.readFile(file)));
   const records: TgtRecord[] = [];
-  for (const file of files) {
-    const text = await runner.readFile(file);
+  for (const [i, file] of files.entries()) {
+    const text = texts[i];
     const rec = text === undefined ? undefined : parseRecord(file, text);
     if (rec) records.push(rec);
   }
@@ -90,10 +92,22 @@ export async function readRecords(runner: Runner, confDir: string): Promise<TgtR
 
 /** Writes (atomically replaces) the target's record; 0600 when it holds CHAP secrets. */
 export async function writeRecord(runner: Runner, confDir: string, target: TgtTarget, kind: RecordKind): Promise<string> {
-  const dir = await runner.run(['test', '-d', confDir], { query: true });
-  if (dir.exitCode !== 0) await runChecked(runner, ['mkdir', '-p', confDir]);
   const secret = target.incomingUsers.length > 0 || target.outgoingUser !== undefined;
   const file = recordFile(confDir, target.iqn, kind);
-  await runner.writeFile(file, buildRecord(target, kind), { mode: secret ? 0o600 : 0o644, secret });
+  const write = (): Promise<void> => runner.writeFile(file, buildRecord(target, kind), { mode: secret ? 0o600 : 0o644, secret });
+  const mkdir = async (): Promise<boolean> => {
+    if ((await runner.run(['test', '-d', confDir], { query: true })).exitCode === 0) return false;
+    await runChecked(runner, ['mkdir', '-p', confDir]);
+    return true;
+  };
+  // The directory is almost always there: it is looked at only when the write fails (a
+  // dry run's write cannot, so there it is looked at first, to show the mkdir).
+  if (runner instanceof RecordingRunner) await mkdir();
+  try {
+    await write();
+  } catch (e) {
+    if (!(await mkdir())) throw e;
+    await write();
+  }
   return file;
 }
