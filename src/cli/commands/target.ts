@@ -306,7 +306,7 @@ function addSync(target: Command): void {
 }
 
 export function registerTarget(program: Command): void {
-  const target = program.command('target').description('the iSCSI target on the storage host (tgt; LIO and IET as plans)');
+  const target = program.command('target').description('the iSCSI target on the storage host (tgt or LIO; IET as plans)');
   addCreate(target);
   addDelete(target);
   addList(target);
