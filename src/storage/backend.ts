@@ -1,5 +1,6 @@
 // One interface for every iSCSI target implementation (tgt, LIO, IET). Each backend
 // works through a Runner, so a storage host reached over SSH is the same code path.
+import type { ImageInfo } from './image.js';
 
 /** One LUN to export. LUN 0 is the target's controller and never a user LUN. */
 export interface LunSpec {
@@ -40,6 +41,8 @@ export interface TargetSpec {
 export interface CreateOptions {
   /** Accept CHAP secrets outside the 12-16 characters most initiators require. */
   anySecretLength?: boolean;
+  /** The LUNs' images as the caller has just checked them (checkServableImage), in LUN order: not looked at again. */
+  images?: readonly ImageInfo[];
 }
 
 export interface LunState {

@@ -74,7 +74,8 @@ function storageSteps(x: ResolvedExport): WorkflowStep[] {
       check: async () => x.target !== undefined,
       apply: async () => {
         if (r.chapUser && x.chapSecret === undefined) throw new ValidationError(`the CHAP secret for ${r.target} is unknown; unexport ${r.name} and export it again`, 'chap');
-        await s.backend.create(targetSpec(x));
+        // The image was checked a moment ago, when the export was resolved.
+        await s.backend.create(targetSpec(x), { images: [s.image] });
       },
       undo: () => deleteTargetStep(s.backend, r, { force: true, waitMs: 5_000 }).apply(),
     },

@@ -120,7 +120,8 @@ export class TgtBackend implements TargetBackend {
     // Everything that needs no tgtd is checked before one is started: bad input changes nothing.
     // The independent queries run at once (each is a round trip over SSH); their errors keep their order.
     const recordsFree = this.checkRecordsFree(s.iqn);
-    const imagesOk = Promise.all(s.luns.map((l) => checkServableImage(this.runner, l.path)));
+    const given = options.images;
+    const imagesOk = given?.length === s.luns.length ? Promise.resolve([...given]) : Promise.all(s.luns.map((l) => checkServableImage(this.runner, l.path)));
     for (const p of [recordsFree, imagesOk]) p.catch(() => undefined);
     const status = await tgtStatus(this.tgtadm);
     if (!this.options.install && status === 'not-installed') throw notInstalledError(host);
