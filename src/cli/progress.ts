@@ -110,16 +110,23 @@ export function planComments(recorded: RecordedStep[]): StepDisplay {
   };
 }
 
+/** What a workflow reports its plan's steps to (its onPlan and onEvent options). */
+export interface StepHooks {
+  onPlan?: (steps: readonly unknown[]) => void;
+  onEvent?: (e: PlanEvent) => void;
+}
+
 /**
- * Runs `fn` with the display a command's steps go to: the plan's comments under --dry-run,
+ * Runs `fn` with the hooks a command's steps go to: the plan's comments under --dry-run,
  * live progress on stdout otherwise; none under --json, whose stdout is one document.
  */
-export async function withStepDisplay<T>(o: { json?: boolean; dryRun?: boolean }, recorded: RecordedStep[], fn: (d: StepDisplay | undefined) => Promise<T>): Promise<T> {
-  if (o.json) return fn(undefined);
-  if (o.dryRun) return fn(planComments(recorded));
+export async function withStepDisplay<T>(o: { json?: boolean; dryRun?: boolean }, recorded: RecordedStep[], fn: (hooks: StepHooks) => Promise<T>): Promise<T> {
+  const hooks = (d: StepDisplay): StepHooks => ({ onPlan: d.plan.bind(d), onEvent: d.event.bind(d) });
+  if (o.json) return fn({});
+  if (o.dryRun) return fn(hooks(planComments(recorded)));
   const progress = new Progress(process.stdout);
   try {
-    return await fn(progress);
+    return await fn(hooks(progress));
   } finally {
     progress.close();
   }

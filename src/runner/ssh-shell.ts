@@ -85,6 +85,7 @@ export class RemoteShell {
    * timeout(1) in the line ends the command).
    */
   run(line: string, options: RunOptions, lost: () => Error, timedOut: () => RunResult): Promise<RunResult> {
+    if (this.broken) return Promise.reject(lost());
     const marker = `@@virt-iscsi-end-${randomBytes(12).toString('hex')}@@`;
     const out = new Framed(marker, 'stdout', options.onOutput);
     const err = new Framed(marker, 'stderr', options.onOutput);

@@ -163,6 +163,8 @@ export class SshRunner implements Runner {
   private async exec(line: string, file: string, options: RunOptions): Promise<RunResult> {
     if (this.lost) throw this.lostError(file);
     let shell = this.idle.pop();
+    // A shell whose channel the server closed while it waited is dropped.
+    while (shell?.broken) shell = this.idle.pop();
     if (!shell) {
       try {
         shell = await RemoteShell.open(this.client);

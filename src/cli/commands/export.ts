@@ -93,7 +93,7 @@ export function registerExport(program: Command): void {
       runCommand(
         o,
         (s) =>
-          withStepDisplay(o, s.recorded, (progress) =>
+          withStepDisplay(o, s.recorded, (hooks) =>
             exportImage(s, {
               image,
               vm: o.vm,
@@ -113,8 +113,7 @@ export function registerExport(program: Command): void {
               install: o.install,
               hostRecordDir: o.hostRecords,
               signal,
-              onPlan: progress?.plan.bind(progress),
-              onEvent: progress?.event.bind(progress),
+              ...hooks,
             }),
           ),
         renderExport,

@@ -67,27 +67,28 @@ function register(program: Command, verb: 'apply' | 'destroy'): void {
       runCommand(
         o,
         (s) =>
-          withStepDisplay(o, s.recorded, async (steps) => {
+          withStepDisplay(o, s.recorded, async (hooks) => {
+            const talk = hooks.onEvent !== undefined;
             // An unchanged export's steps are all "already done": only one that is not gets shown.
             let quiet = false;
             let pending: PlanEvent | undefined;
             const onEvent = (e: PlanEvent): void => {
               if (quiet && e.type === 'start') return void (pending = e);
               if (quiet && e.type === 'skipped') return void (pending = undefined);
-              if (pending) steps?.event(pending);
+              if (pending) hooks.onEvent?.(pending);
               pending = undefined;
-              steps?.event(e);
+              hooks.onEvent?.(e);
             };
             return run(s, spec, {
               signal,
-              onPlanned: (changes) => steps && printText(renderPlan(spec, changes)),
+              onPlanned: (changes) => talk && printText(renderPlan(spec, changes)),
               onChange: (c, phase) => {
                 if (phase !== 'start') return;
                 quiet = c.action === 'unchanged';
                 if (o.dryRun) s.recorded.push({ host: 'local', shell: `# ${renderChange(c)}` });
-                else if (steps) printText(renderChange(c));
+                else if (talk) printText(renderChange(c));
               },
-              ...(steps ? { onPlan: steps.plan.bind(steps), onEvent } : {}),
+              ...(talk ? { onPlan: hooks.onPlan, onEvent } : {}),
             });
           }),
         renderResult,

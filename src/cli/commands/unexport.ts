@@ -42,7 +42,7 @@ export function registerUnexport(program: Command): void {
       runCommand(
         o,
         (s) =>
-          withStepDisplay(o, s.recorded, (progress) =>
+          withStepDisplay(o, s.recorded, (hooks) =>
             unexportImage(s, {
               name,
               storage: o.storage,
@@ -51,8 +51,7 @@ export function registerUnexport(program: Command): void {
               hostRecordDir: o.hostRecords,
               force: o.force,
               signal,
-              onPlan: progress?.plan.bind(progress),
-              onEvent: progress?.event.bind(progress),
+              ...hooks,
             }),
           ),
         renderUnexport,
