@@ -2,7 +2,7 @@
 // a private tgtd; checked with virsh and tgtadm.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cli, failedWith } from '../hypervisor/cli.js';
+import { cli, failedWith } from '../helpers/cli.js';
 import { startEnv, virsh } from '../hypervisor/env.js';
 import { waitFor } from '../helpers/daemon.js';
 

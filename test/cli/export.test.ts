@@ -4,43 +4,28 @@
 // a real failing command rolled back, and Ctrl-C (SIGINT) mid-way rolled back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { cliWith, type CliResult } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
 import { MiB, startEnv, type Env } from '../workflows/env.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const exec = promisify(execFile);
-
-interface Result {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
 
 function cliEnv(env: Env): NodeJS.ProcessEnv {
   return { ...process.env, XDG_STATE_HOME: join(env.dir, 'xdg') };
 }
 
-async function cli(env: Env, args: string[]): Promise<Result> {
-  try {
-    const r = await exec(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: root, encoding: 'utf8', timeout: 180_000, env: cliEnv(env) });
-    return { status: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { status: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+const cli = (env: Env, args: string[]): Promise<CliResult> => cliWith(args, cliEnv(env));
 
 /** What every export of the env takes: the private tgtd and the temp dirs. */
 const hostArgs = (env: Env): string[] => ['--control-port', String(env.tgtd.controlPort), '--conf-dir', env.confDir, '--host-records', env.hostRecordDir];
 const exportArgs = (env: Env, image: string, extra: string[] = []): string[] => ['export', image, '--vm', env.domain, '--portal', env.tgtd.portal, ...hostArgs(env), ...extra];
 
 /** Exit 1, one line on stderr matching `pattern`. */
-function failedWith(r: Result, pattern: RegExp): void {
+function failedWith(r: CliResult, pattern: RegExp): void {
   const lines = r.stderr.split('\n').filter(Boolean);
   assert.equal(r.status, 1, `exit ${r.status}: ${r.stderr}${r.stdout}`);
   assert.equal(lines.length, 1, `one line on stderr: ${r.stderr}`);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli/main.js';
-import { cli, failedWith } from '../hypervisor/cli.js';
+import { cli, failedWith } from '../helpers/cli.js';
 
 test('discover, login and logout without open-iscsi: one line saying what to install; bad flags named', async (t) => {
   if (spawnSync('iscsiadm', ['--version']).error === undefined) {

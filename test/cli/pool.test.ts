@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, failedWith } from '../hypervisor/cli.js';
+import { cli, failedWith } from '../helpers/cli.js';
 import { removePool, startEnv, virsh, virshStatus } from '../hypervisor/env.js';
 
 test('pool commands', async (t) => {

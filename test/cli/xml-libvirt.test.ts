@@ -3,34 +3,16 @@
 // also checked in process (renderPoolXml/renderDiskXml), which is faster than a spawn each.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { ValidationError } from '../../src/errors.js';
 import { renderDiskXml, renderPoolXml, type DiskFlags, type PoolFlags } from '../../src/cli/commands/xml.js';
 import { parseDisk } from '../../src/xml/disk.js';
 import { parsePool } from '../../src/xml/pool.js';
 import { parseSecret } from '../../src/xml/secret.js';
+import { cliWith, type CliResult } from '../helpers/cli.js';
 import { validateAll, validateDisks } from '../xml/schema.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const exec = promisify(execFile);
 
-interface Result {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(...args: string[]): Promise<Result> {
-  try {
-    const r = await exec(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'xml', ...args], { cwd: root, encoding: 'utf8' });
-    return { status: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { status: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+const cli = (...args: string[]): Promise<CliResult> => cliWith(['xml', ...args]);
 
 const IQN = 'iqn.2001-04.com.example:storage.disk1';
 

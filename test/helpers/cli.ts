@@ -1,4 +1,4 @@
-// Runs the real CLI entry (src/cli/run.ts) as a user would, for the hypervisor commands' tests.
+// Runs the real CLI entry (src/cli/run.ts) as a user would.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -12,9 +12,14 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function cli(...args: string[]): Promise<CliResult> {
+export function cli(...args: string[]): Promise<CliResult> {
+  return cliWith(args);
+}
+
+/** `env` is added to this process's environment (XDG_STATE_HOME for export records). */
+export async function cliWith(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   try {
-    const r = await exec(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: root, encoding: 'utf8', timeout: 180_000 });
+    const r = await exec(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: root, encoding: 'utf8', timeout: 180_000, env: { ...process.env, ...env } });
     return { status: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
