@@ -13,6 +13,7 @@
 // - a line is only read when it ends in '\n' (fgets into 4096 bytes).
 import { ValidationError } from '../errors.js';
 import { requireMatch, show } from './conf-values.js';
+import { sameIqn } from '../names/iscsi-name.js';
 
 export type IetAllowChunk = { kind: 'text'; text: string } | { kind: 'rule'; target: string; text: string };
 
@@ -63,14 +64,10 @@ export function formatIetAllow(doc: IetAllowDocument): string {
   return doc.chunks.map((c) => c.text).join('');
 }
 
-function sameName(a: string, b: string): boolean {
-  return a.toLowerCase() === b.toLowerCase();
-}
-
 /** The entries ietd uses for this target: its first own line, unless an ALL line comes first. */
 export function getIetAllow(doc: IetAllowDocument, iqn: string): string[] | undefined {
-  const rule = doc.chunks.find((c) => c.kind === 'rule' && (sameName(c.target, iqn) || c.target === 'ALL'));
-  return rule && rule.kind === 'rule' && sameName(rule.target, iqn) ? parseIetAllowLine(rule.text).initiators : undefined;
+  const rule = doc.chunks.find((c) => c.kind === 'rule' && (sameIqn(c.target, iqn) || c.target === 'ALL'));
+  return rule && rule.kind === 'rule' && sameIqn(rule.target, iqn) ? parseIetAllowLine(rule.text).initiators : undefined;
 }
 
 /**
@@ -82,7 +79,7 @@ export function upsertIetAllow(doc: IetAllowDocument, iqn: string, initiators: r
   const chunks: IetAllowChunk[] = [];
   let placed = false;
   for (const c of doc.chunks) {
-    const mine = c.kind === 'rule' && sameName(c.target, iqn);
+    const mine = c.kind === 'rule' && sameIqn(c.target, iqn);
     if (!placed && (mine || (c.kind === 'rule' && c.target === 'ALL'))) {
       chunks.push({ kind: 'rule', target: iqn, text: line });
       placed = true;
@@ -101,5 +98,5 @@ export function upsertIetAllow(doc: IetAllowDocument, iqn: string, initiators: r
 }
 
 export function removeIetAllow(doc: IetAllowDocument, iqn: string): IetAllowDocument {
-  return { chunks: doc.chunks.filter((c) => !(c.kind === 'rule' && sameName(c.target, iqn))) };
+  return { chunks: doc.chunks.filter((c) => !(c.kind === 'rule' && sameIqn(c.target, iqn))) };
 }

@@ -19,8 +19,9 @@
 //   must not hold ',' or whitespace; users and secrets are single tokens;
 // - lines are read with fgets(4096) and no continuation is honoured.
 import { ValidationError } from '../errors.js';
-import type { TargetSpec } from '../storage/backend.js';
+import type { TargetSpec } from '../model/target.js';
 import { classifyAllow, parseIntToken, requireInt, requireMatch, show } from './conf-values.js';
+import { sameIqn } from '../names/iscsi-name.js';
 
 export type IetIoType = 'fileio' | 'blockio' | 'nullio';
 export type IetIoMode = 'wb' | 'ro' | 'wt';
@@ -283,16 +284,12 @@ export function formatIetConf(doc: IetConfDocument): string {
   return doc.chunks.map((c) => c.text).join('');
 }
 
-function sameName(a: string, b: string): boolean {
-  return a.toLowerCase() === b.toLowerCase();
-}
-
 export function listIetTargets(doc: IetConfDocument): string[] {
   return doc.chunks.flatMap((c) => (c.kind === 'target' ? [c.iqn] : []));
 }
 
 export function getIetTarget(doc: IetConfDocument, iqn: string): IetTarget | undefined {
-  const chunk = doc.chunks.find((c) => c.kind === 'target' && sameName(c.iqn, iqn));
+  const chunk = doc.chunks.find((c) => c.kind === 'target' && sameIqn(c.iqn, iqn));
   return chunk ? parseIetTarget(chunk.text) : undefined;
 }
 
@@ -311,7 +308,7 @@ export function upsertIetTarget(doc: IetConfDocument, target: IetTarget): IetCon
   const chunks: IetChunk[] = [];
   let placed = false;
   for (const c of doc.chunks) {
-    if (c.kind === 'target' && sameName(c.iqn, target.iqn)) {
+    if (c.kind === 'target' && sameIqn(c.iqn, target.iqn)) {
       if (!placed) {
         // The stanza may have been the file's last line without a newline.
         const text = c.text.endsWith('\n') ? stanza : stanza.slice(0, -1);
@@ -332,7 +329,7 @@ export function upsertIetTarget(doc: IetConfDocument, target: IetTarget): IetCon
 }
 
 export function removeIetTarget(doc: IetConfDocument, iqn: string): IetConfDocument {
-  return { chunks: doc.chunks.filter((c) => !(c.kind === 'target' && sameName(c.iqn, iqn))) };
+  return { chunks: doc.chunks.filter((c) => !(c.kind === 'target' && sameIqn(c.iqn, iqn))) };
 }
 
 // ---- from a TargetSpec --------------------------------------------------------------------

@@ -25,8 +25,9 @@
 //   character set instead of being escaped (the format has no escaping that survives).
 // - A target without any initiator-address is bound to ALL by tgt-admin.
 import { ValidationError } from '../errors.js';
-import type { TargetSpec } from '../storage/backend.js';
+import type { TargetSpec } from '../model/target.js';
 import { classifyAllow, parseIntToken, requireInt, requireMatch, show } from './conf-values.js';
+import { sameIqn } from '../names/iscsi-name.js';
 
 export type TgtStoreKind = 'backing-store' | 'direct-store';
 
@@ -360,16 +361,12 @@ export function formatTgtConf(doc: TgtConfDocument): string {
 }
 
 /** iSCSI names compare case-insensitively (RFC 3720 3.2.6.1). */
-function sameName(a: string, b: string): boolean {
-  return a.toLowerCase() === b.toLowerCase();
-}
-
 export function listTgtTargets(doc: TgtConfDocument): string[] {
   return doc.chunks.flatMap((c) => (c.kind === 'target' ? [c.iqn] : []));
 }
 
 export function getTgtTarget(doc: TgtConfDocument, iqn: string): TgtTarget | undefined {
-  const chunk = doc.chunks.find((c) => c.kind === 'target' && sameName(c.iqn, iqn));
+  const chunk = doc.chunks.find((c) => c.kind === 'target' && sameIqn(c.iqn, iqn));
   return chunk ? parseTgtTarget(chunk.text) : undefined;
 }
 
@@ -382,7 +379,7 @@ export function upsertTgtTarget(doc: TgtConfDocument, target: TgtTarget): TgtCon
   const chunks: TgtChunk[] = [];
   let placed = false;
   for (const c of doc.chunks) {
-    if (c.kind === 'target' && sameName(c.iqn, target.iqn)) {
+    if (c.kind === 'target' && sameIqn(c.iqn, target.iqn)) {
       if (!placed) chunks.push({ kind: 'target', iqn: target.iqn, text: block });
       placed = true;
     } else {
@@ -400,7 +397,7 @@ export function upsertTgtTarget(doc: TgtConfDocument, target: TgtTarget): TgtCon
 
 /** Drops the target's block(s); removing a target that is not there is not an error. */
 export function removeTgtTarget(doc: TgtConfDocument, iqn: string): TgtConfDocument {
-  return { chunks: doc.chunks.filter((c) => !(c.kind === 'target' && sameName(c.iqn, iqn))) };
+  return { chunks: doc.chunks.filter((c) => !(c.kind === 'target' && sameIqn(c.iqn, iqn))) };
 }
 
 // ---- from a TargetSpec --------------------------------------------------------------------

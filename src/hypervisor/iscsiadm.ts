@@ -22,7 +22,6 @@ import { PrerequisiteError, TimeoutError, ValidationError } from '../errors.js';
 import { byPathFor } from '../names/by-path.js';
 import { parseIscsiName } from '../names/iscsi-name.js';
 import { formatPortal, type Portal } from '../names/portal.js';
-import { RecordingRunner } from '../runner/recording.js';
 import type { RunOptions, RunResult, Runner } from '../runner/types.js';
 import { ISCSI_ERR, iscsiadmError } from './iscsiadm-errors.js';
 import {
@@ -218,11 +217,11 @@ export class Iscsiadm {
     ];
     const path = await this.recordPath(iqn, portal, tpgt);
     const before = await this.runner.readFile(path);
-    if (before === undefined && !(this.runner instanceof RecordingRunner)) {
+    if (before === undefined && !(this.runner.dryRun === true)) {
       throw new ValidationError(`no node record for ${iqn} at ${formatPortal(portal)},${tpgt} (${path}); create it first (addNode)`, 'target');
     }
     await this.runner.writeFile(path, setRecordValues(before ?? '', values), { mode: 0o600, secret: true });
-    if (this.runner instanceof RecordingRunner) return; // nothing was written to read back
+    if (this.runner.dryRun === true) return; // nothing was written to read back
     const rec = await this.nodeRecord(iqn, portal);
     const wrong = values
       .filter(([k]) => !k.includes('password'))

@@ -3,7 +3,7 @@
 // logout = logout -> delete the node record (pitfall 4's teardown order, after the disks
 // are detached). "Already logged in" and "already gone" are done, not errors (pitfall 2).
 import { ValidationError } from '../errors.js';
-import { formatPortal, type Portal } from '../names/portal.js';
+import { formatPortal, type Portal, samePortal } from '../names/portal.js';
 import type { Step } from '../plan/plan.js';
 import type { ChapCredentials, Iscsiadm, WaitOptions } from './iscsiadm.js';
 import { parseIscsiName } from '../names/iscsi-name.js';
@@ -25,7 +25,6 @@ export interface LoginPlan {
   devices: string[];
 }
 
-const samePortal = (a: Portal, b: Portal): boolean => a.host === b.host && a.port === b.port;
 
 export async function planLogin(iscsiadm: Iscsiadm, spec: LoginSpec): Promise<LoginPlan> {
   const target = parseIscsiName(spec.target, 'target');

@@ -13,6 +13,7 @@ import { Iscsiadm } from './iscsiadm.js';
 import { isMissing } from './virsh-errors.js';
 import type { VolListEntry } from './virsh-parse.js';
 import type { Virsh } from './virsh.js';
+import { sameIqn } from '../names/iscsi-name.js';
 
 export interface PoolSpec {
   name: string;
@@ -201,7 +202,6 @@ export async function deletePoolSteps(virsh: Virsh, name: string): Promise<Step[
   return steps;
 }
 
-const sameIqn = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
 /** No open-iscsi on the host: it holds no node records or ifaces to clean up. */
 async function unlessNoIscsiadm(fn: () => Promise<boolean>): Promise<boolean> {

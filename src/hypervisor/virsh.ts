@@ -8,7 +8,7 @@
 // looks at the real state.
 import { randomBytes } from 'node:crypto';
 import { ConnectError, PrerequisiteError } from '../errors.js';
-import { RecordingRunner } from '../runner/recording.js';
+import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from './libvirt-uri.js';
 import type { RunOptions, RunResult, Runner } from '../runner/types.js';
 import { parseDomain, type DomainInfo } from '../xml/domain.js';
 import { buildSecret, type SecretDef } from '../xml/secret.js';
@@ -31,7 +31,7 @@ import {
   type VolListEntry,
 } from './virsh-parse.js';
 
-export const DEFAULT_LIBVIRT_URI = 'qemu:///system';
+export { DEFAULT_LIBVIRT_URI };
 
 /** Where a device change applies: the running domain, its persistent definition, or both. */
 export interface DeviceFlags {
@@ -69,11 +69,14 @@ function flagArgs(f: DeviceFlags): string[] {
 }
 
 export class Virsh {
+  /** Every libvirt URI is checked here, wherever it came from: a URI can name a program to run. */
   constructor(
     readonly runner: Runner,
     readonly uri: string = DEFAULT_LIBVIRT_URI,
     readonly options: VirshOptions = {},
-  ) {}
+  ) {
+    checkLibvirtUri(uri);
+  }
 
   /** "qemu:///system", or "qemu:///system on ssh://root@kvm1" for a remote hypervisor. */
   get where(): string {
@@ -82,7 +85,7 @@ export class Virsh {
 
   /** Under --dry-run changes are only recorded: what they would create is not there to read. */
   get dryRun(): boolean {
-    return this.runner instanceof RecordingRunner;
+    return this.runner.dryRun === true;
   }
 
   /**

@@ -103,3 +103,8 @@ export function generateIqn(o: GenerateIqnOptions = {}): string {
   }
   return parseIscsiName(`iqn.${date}.${authority}${suffix ? `:${suffix}` : ''}`, 'generated name');
 }
+
+/** iSCSI names compare without regard to case (RFC 3722 folds them to lower case). */
+export function sameIqn(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}

@@ -54,3 +54,8 @@ export function parsePortal(text: string): Portal {
 export function formatPortal(p: Portal): string {
   return `${isIP(p.host) === 6 ? `[${p.host}]` : p.host}:${p.port}`;
 }
+
+/** Same address and port (hosts as given: resolve names first where that matters). */
+export function samePortal(a: Portal, b: Portal): boolean {
+  return a.host === b.host && a.port === b.port;
+}

@@ -14,6 +14,7 @@ export interface RecordedStep {
  * other command and file write is recorded and answered with success.
  */
 export class RecordingRunner implements Runner {
+  readonly dryRun = true;
   /**
    * `steps` may be shared by the RecordingRunners of several hosts, so a plan that
    * crosses hosts prints in the order it would run.

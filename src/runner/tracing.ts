@@ -17,6 +17,10 @@ export class TracingRunner implements Runner {
     return this.inner.host;
   }
 
+  get dryRun(): boolean | undefined {
+    return this.inner.dryRun;
+  }
+
   private async traced<T>(what: string, fn: () => Promise<T>, outcome: (t: T) => string): Promise<T> {
     const began = performance.now();
     const line = (end: string): void => this.write(`trace +${Math.round(began - this.start)}ms ${Math.round(performance.now() - began)}ms ${this.host} ${end}: ${what}\n`);

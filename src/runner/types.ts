@@ -30,6 +30,11 @@ export interface WriteFileOptions {
 export interface Runner {
   /** Where commands run, as a host URI: `local` or `ssh://user@host:port`. */
   readonly host: string;
+  /**
+   * Changes are only recorded, not made (--dry-run): reads still run, but what an earlier
+   * recorded change would have made is not there to read.
+   */
+  readonly dryRun?: boolean;
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
   /** Atomically replaces (or creates) a small file. */
   writeFile(path: string, data: string, options?: WriteFileOptions): Promise<void>;

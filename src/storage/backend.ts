@@ -1,42 +1,9 @@
 // One interface for every iSCSI target implementation (tgt, LIO, IET). Each backend
 // works through a Runner, so a storage host reached over SSH is the same code path.
+import type { ChapSpec, LunSpec, TargetSpec } from '../model/target.js';
 import type { ImageInfo } from './image.js';
 
-/** One LUN to export. LUN 0 is the target's controller and never a user LUN. */
-export interface LunSpec {
-  lun: number;
-  /** Image file or block device on the storage host. */
-  path: string;
-  /** Serve as an MMC (CD-ROM) device; always read-only. */
-  cdrom?: boolean;
-  readonly?: boolean;
-  /** SCSI serial (tgt scsi_sn / LIO wwn): lets the initiator check it got this LUN. */
-  serial?: string;
-  vendorId?: string;
-  productId?: string;
-  /** How the backend reads the file (tgt --bstype: rdwr, aio, ...); the backend's default when unset. */
-  bsType?: string;
-}
-
-/** CHAP: `user`/`secret` authenticate the initiator; `mutual*` authenticate the target back. */
-export interface ChapSpec {
-  user: string;
-  secret: string;
-  mutualUser?: string;
-  mutualSecret?: string;
-}
-
-export interface TargetSpec {
-  iqn: string;
-  luns: LunSpec[];
-  /** Who may log in: IPv4/IPv6 address, CIDR, initiator IQN, or 'ALL'. Empty: nobody. */
-  allow: string[];
-  chap?: ChapSpec;
-  /** Also write the target to the backend's configuration so it survives a restart. */
-  persist: boolean;
-  /** tgt's target id; a free one is picked when unset. Other backends ignore it. */
-  tid?: number;
-}
+export type { ChapSpec, LunSpec, TargetSpec };
 
 export interface CreateOptions {
   /** Accept CHAP secrets outside the 12-16 characters most initiators require. */

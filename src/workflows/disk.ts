@@ -13,6 +13,7 @@ import { runPlan, undoAll, type Step } from '../plan/plan.js';
 import { cdromDisk, validateDisk, type DiskDef, type DiskSource } from '../xml/disk.js';
 import { buildController, type DomainInfo } from '../xml/domain.js';
 import type { Attachment } from './records.js';
+import { sameIqn } from '../names/iscsi-name.js';
 
 /** What makes a disk the export's: our alias, or a source only this export has. */
 export interface DiskMark {
@@ -33,7 +34,6 @@ export interface DiskRequest {
   flags?: FlagChoice;
 }
 
-const sameIqn = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
 /** The export's IQN (network, block by-path) or pool (volume) names the source as ours. */
 export function isOurs(d: DiskDef, m: DiskMark): boolean {

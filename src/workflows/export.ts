@@ -5,7 +5,7 @@
 // Every step can tell it is already done, so a second run changes nothing; a failure, or
 // SIGINT/SIGTERM through `signal`, undoes what this run did, last step first.
 import { randomUUID } from 'node:crypto';
-import type { Session } from '../cli/session.js';
+import type { Session } from '../runner/session.js';
 import { ValidationError } from '../errors.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
 import type { Virsh } from '../hypervisor/virsh.js';

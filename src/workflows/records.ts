@@ -7,7 +7,6 @@ import { homedir } from 'node:os';
 import { isAbsolute, posix } from 'node:path';
 import { ValidationError } from '../errors.js';
 import { commandError, runChecked } from '../runner/check.js';
-import { RecordingRunner } from '../runner/recording.js';
 import type { Runner } from '../runner/types.js';
 import { BACKEND_NAMES, type BackendName } from '../storage/backends.js';
 import { checkExportName } from './names.js';
@@ -141,7 +140,7 @@ export async function writeRecord(runner: Runner, dir: string, record: ExportRec
   const file = recordPath(dir, record.name);
   const write = (): Promise<void> => runner.writeFile(file, renderRecord(record), { mode: 0o600 });
   // A dry run's write cannot fail: the plan shows the mkdir the real run would need.
-  if (runner instanceof RecordingRunner && (await runner.run(['test', '-d', dir], { query: true })).exitCode !== 0) await runChecked(runner, ['mkdir', '-p', '-m', '0700', dir]);
+  if (runner.dryRun === true && (await runner.run(['test', '-d', dir], { query: true })).exitCode !== 0) await runChecked(runner, ['mkdir', '-p', '-m', '0700', dir]);
   try {
     await write();
   } catch (e) {

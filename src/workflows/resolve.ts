@@ -11,7 +11,7 @@ import { DEFAULT_LIBVIRT_URI, Virsh } from '../hypervisor/virsh.js';
 import { formatPortal, parsePortal, type Portal } from '../names/portal.js';
 import { parseHostUri } from '../runner/host-uri.js';
 import type { Runner } from '../runner/types.js';
-import type { Session } from '../cli/session.js';
+import type { Session } from '../runner/session.js';
 import type { TargetBackend, TargetState } from '../storage/backend.js';
 import { createBackend, detectBackend, probeBackends, type BackendName, type BackendOptions } from '../storage/backends.js';
 import { checkServableImage, fileIdentities, type ImageInfo } from '../storage/image.js';
@@ -22,6 +22,7 @@ import { chapUser, checkExportName, defaultExportName, exportTargetIqn, generate
 import { canLogIn, chooseMode, hostName, probeHypervisor, type HypervisorFacts } from './probe.js';
 import { DEFAULT_HOST_RECORD_DIR, EXPORT_MODES, localStateDir, readRecord, type ExportMode, type ExportRecord } from './records.js';
 import type { ExportOptions } from './types.js';
+import { sameIqn } from '../names/iscsi-name.js';
 
 /** The LUN an export's image is served as (LUN 0 is the target's controller). */
 export const EXPORT_LUN = 1;
@@ -68,7 +69,6 @@ export interface ResolvedExport {
 }
 
 const show = JSON.stringify;
-const sameName = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
 /** The image path on the storage host: relative paths only make sense when that host is this one. */
 function imagePath(image: string, storage: string): string {
@@ -135,7 +135,7 @@ async function storageFacts(runner: Runner, o: ExportOptions, image: string, nam
 /** Another target serving the same file (by path, or by device and inode) would corrupt it. */
 async function checkNotServed(s: StorageFacts, iqn: string): Promise<TargetState | undefined> {
   const path = s.image.path;
-  const ours = s.targets.find((t) => sameName(t.iqn, iqn));
+  const ours = s.targets.find((t) => sameIqn(t.iqn, iqn));
   const luns = s.targets.flatMap((t) => t.luns.map((l) => ({ t, l })));
   const ids = luns.length > 0 ? await fileIdentities(s.runner, [...new Set([path, ...luns.map((x) => x.l.path)])]) : new Map<string, string>();
   const same = (p: string): boolean => p === path || (ids.get(path) !== undefined && ids.get(p) === ids.get(path));
@@ -152,7 +152,7 @@ async function checkNotServed(s: StorageFacts, iqn: string): Promise<TargetState
 async function existingChapSecret(s: StorageFacts, o: ExportOptions, iqn: string, user: string): Promise<string | undefined> {
   if (s.backendName !== 'tgt') return undefined;
   const recs = await readRecords(s.runner, o.confDir ?? DEFAULT_CONF_DIR);
-  return recs.find((r) => sameName(r.iqn, iqn))?.target?.incomingUsers.find((a) => a.user === user)?.secret;
+  return recs.find((r) => sameIqn(r.iqn, iqn))?.target?.incomingUsers.find((a) => a.user === user)?.secret;
 }
 
 /** The portal's host as the hypervisor reaches the storage host (before resolving it to an IP). */

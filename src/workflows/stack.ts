@@ -9,7 +9,7 @@
 // names it.
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import type { Session } from '../cli/session.js';
+import type { Session } from '../runner/session.js';
 import { ValidationError, VirtIscsiError } from '../errors.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
 import { createPoolSteps, deletePoolSteps, poolDefFor, poolDefined, poolSecretUsage, type PoolSpec } from '../hypervisor/pools.js';

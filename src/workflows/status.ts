@@ -2,7 +2,7 @@
 // that storage host has a record of), each piece looked at where it lives: target, LUN
 // and ACL on the storage host (with the sessions logged in), pool, volume and disk on
 // the hypervisor. A host that cannot be asked makes its pieces "unknown", not a failure.
-import type { Session } from '../cli/session.js';
+import type { Session } from '../runner/session.js';
 import { Virsh } from '../hypervisor/virsh.js';
 import { byPathFor } from '../names/by-path.js';
 import { parsePortal } from '../names/portal.js';
@@ -14,6 +14,7 @@ import { markOf } from './export.js';
 import { DEFAULT_HOST_RECORD_DIR, listRecords, localStateDir, type ExportRecord } from './records.js';
 import type { RecordDirs } from './types.js';
 import { volumeLun } from './visibility.js';
+import { sameIqn } from '../names/iscsi-name.js';
 
 export type Health = 'ok' | 'missing' | 'inactive' | 'wrong' | 'unknown' | 'n/a';
 
@@ -64,7 +65,6 @@ export interface StatusOptions extends RecordDirs {
   names?: string[];
 }
 
-const sameIqn = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
 
 /** What the storage host says: the target as the backend shows it. */

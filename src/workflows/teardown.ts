@@ -9,8 +9,7 @@ import { isMissing } from '../hypervisor/virsh-errors.js';
 import { VIRTIO_SCSI, type DomainView } from '../hypervisor/placement.js';
 import type { PoolInfo, SecretListEntry } from '../hypervisor/virsh-parse.js';
 import type { Virsh } from '../hypervisor/virsh.js';
-import { parsePortal, type Portal } from '../names/portal.js';
-import { RecordingRunner } from '../runner/recording.js';
+import { parsePortal, type Portal, samePortal } from '../names/portal.js';
 import type { Runner } from '../runner/types.js';
 import type { TargetBackend } from '../storage/backend.js';
 import { TgtBackend } from '../storage/tgt/backend.js';
@@ -19,9 +18,8 @@ import { buildController } from '../xml/domain.js';
 import { controllerToRemove, detachDisk, findOurs, viewIfThere, type DiskMark } from './disk.js';
 import { recordPath, removeRecord, type ExportRecord } from './records.js';
 import type { WorkflowStep } from './types.js';
+import { sameIqn } from '../names/iscsi-name.js';
 
-const sameIqn = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
-const samePortal = (a: Portal, b: Portal): boolean => a.host === b.host && a.port === b.port;
 
 /** The target is neither live nor recorded in the backend's configuration. */
 export async function targetGone(backend: TargetBackend, iqn: string): Promise<boolean> {
@@ -196,7 +194,7 @@ export function teardownSteps(c: TeardownContext, f: TeardownFacts): WorkflowSte
     });
   }
   // A dry run only recorded the detach: the VM's session stays, so there is nothing to wait for.
-  const dryRun = c.storage instanceof RecordingRunner;
+  const dryRun = c.storage.dryRun === true;
   const target = deleteTargetStep(c.backend, r, { force: c.force, waitMs: dryRun ? 0 : (c.sessionWaitMs ?? 15_000) });
   steps.push(
     { ...target, check: async () => f.targetGone },

@@ -1,7 +1,7 @@
 // `unexport NAME`: every piece of the export taken away, last made first (teardown.ts).
 // The export is found from the local record, else from the storage host's record (from
 // another machine, or after the local state was lost). The image file is never touched.
-import type { Session } from '../cli/session.js';
+import type { Session } from '../runner/session.js';
 import { Virsh } from '../hypervisor/virsh.js';
 import type { PlanEvent } from '../plan/plan.js';
 import { runPlan } from '../plan/plan.js';

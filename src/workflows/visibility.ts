@@ -11,22 +11,20 @@ import { isMissing } from '../hypervisor/virsh-errors.js';
 import type { PoolListEntry } from '../hypervisor/virsh-parse.js';
 import type { Virsh } from '../hypervisor/virsh.js';
 import { byPathFor } from '../names/by-path.js';
-import { formatPortal, type Portal } from '../names/portal.js';
-import { RecordingRunner } from '../runner/recording.js';
+import { formatPortal, type Portal, samePortal } from '../names/portal.js';
 import { commandError } from '../runner/check.js';
 import type { Runner } from '../runner/types.js';
 import type { DiskSource } from '../xml/disk.js';
 import { buildPool, poolDef, type PoolDef } from '../xml/pool.js';
 import type { ExportRecord } from './records.js';
 import type { WorkflowStep } from './types.js';
+import { sameIqn } from '../names/iscsi-name.js';
 
 /** Filled in as the steps run: what the disk will point at. */
 export interface SourceSlot {
   source?: DiskSource;
 }
 
-const sameIqn = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
-const samePortal = (a: Portal, b: Portal): boolean => a.host === b.host && a.port === b.port;
 
 /** QEMU logs in itself, with the export's initiator name and, with CHAP, the libvirt secret. */
 export function networkSource(r: ExportRecord, portal: Portal): DiskSource {
@@ -43,7 +41,7 @@ export function networkSource(r: ExportRecord, portal: Portal): DiskSource {
  */
 export async function checkSerial(runner: Runner, dev: string, serial: string): Promise<void> {
   const argv = ['lsblk', '--nodeps', '--noheadings', '--output', 'SERIAL', dev];
-  const dry = runner instanceof RecordingRunner;
+  const dry = runner.dryRun === true;
   const r = await runner.run(argv, { query: !dry });
   if (dry) return;
   if (r.exitCode !== 0) throw commandError(runner, argv, r);
@@ -160,7 +158,7 @@ export function poolSteps(virsh: Virsh, r: ExportRecord, portal: Portal, existin
  */
 export function loginSteps(iscsiadm: Iscsiadm, r: ExportRecord, portal: Portal, chapSecret: string | undefined, slot: SourceSlot, wait: WaitOptions): WorkflowStep[] {
   const where = `${r.target} at ${formatPortal(portal)}`;
-  const dry = iscsiadm.runner instanceof RecordingRunner;
+  const dry = iscsiadm.runner.dryRun === true;
   const dev = byPathFor(portal, r.target, r.lun);
   let tpgt = 1;
   let loggedInNow = false;

@@ -21,7 +21,6 @@ import { formatIetAllow, getIetAllow, parseIetAllow, parseIetAllowLine, removeIe
 import { formatIetConf, getIetTarget, parseIetConf, ietLunParams, removeIetTarget, targetSpecToIet, upsertIetTarget } from '../../config/iet-conf.js';
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import { commandError } from '../../runner/check.js';
-import { RecordingRunner } from '../../runner/recording.js';
 import type { RunOptions, Runner } from '../../runner/types.js';
 import type { LunState, SessionInfo, TargetBackend, TargetSpec, TargetState } from '../backend.js';
 import { parseIetSessions, parseIetVolumes, type IetSessionTarget, type IetVolumeTarget } from './proc.js';
@@ -102,7 +101,7 @@ export class IetBackend implements TargetBackend {
   }
 
   private get dryRun(): boolean {
-    return this.runner instanceof RecordingRunner;
+    return this.runner.dryRun === true;
   }
 
   private async ietadm(args: string[], options: RunOptions & { okExitCodes?: number[] } = {}): Promise<void> {

@@ -12,7 +12,6 @@ import { CommandError, maskSecrets, PrerequisiteError, ValidationError } from '.
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import type { Portal } from '../../names/portal.js';
 import { commandError, displayCommand } from '../../runner/check.js';
-import { RecordingRunner } from '../../runner/recording.js';
 import type { RunOptions, RunResult, Runner } from '../../runner/types.js';
 import type { LunState, SessionInfo, TargetBackend, TargetSpec, TargetState } from '../backend.js';
 import { lioCreatePlan, lioDeletePlan, lioName, type LioCommand, type LioView } from './plan.js';
@@ -52,7 +51,7 @@ export class LioBackend implements TargetBackend {
   ) {}
 
   private get dryRun(): boolean {
-    return this.runner instanceof RecordingRunner;
+    return this.runner.dryRun === true;
   }
 
   private async targetcli(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {

@@ -29,6 +29,7 @@ import type { Portal } from '../../names/portal.js';
 import type { LunSpec, TargetSpec } from '../backend.js';
 import type { SavedConfig } from './saveconfig.js';
 import type { LioTree } from './targetcli-ls.js';
+import { samePortal } from '../../names/portal.js';
 
 export const DEFAULT_LIO_PORTAL: Portal = { host: '0.0.0.0', port: 3260 };
 /** Prefix of the backstores we create: delete only ever removes these. */
@@ -110,10 +111,6 @@ function readOnly(l: LunSpec): boolean {
 
 function portalText(p: Portal): string {
   return p.host.includes(':') ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`;
-}
-
-function samePortal(a: Portal, b: Portal): boolean {
-  return a.host === b.host && a.port === b.port;
 }
 
 /** Checks a spec against what LIO can do; returns the normalised target name and initiators. */

@@ -4,10 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import type { TgtTarget } from '../../config/tgt-conf.js';
 import { ValidationError } from '../../errors.js';
-import { parseIscsiName } from '../../names/iscsi-name.js';
+import { parseIscsiName, sameIqn } from '../../names/iscsi-name.js';
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import { runChecked } from '../../runner/check.js';
-import { RecordingRunner } from '../../runner/recording.js';
 import type { Runner } from '../../runner/types.js';
 import type { CreateOptions, SyncItem, SyncOptions, TargetBackend, TargetSpec, TargetState } from '../backend.js';
 import { checkServableImage, fileIdentities, type ImageInfo } from '../image.js';
@@ -33,7 +32,6 @@ export interface TgtBackendOptions extends TgtStartOptions {
   onEvent?: (e: PlanEvent) => void;
 }
 
-const sameName = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
 /** How many times create picks the next tid when a racing create took the one it chose. */
 const TID_ATTEMPTS = 20;
@@ -59,7 +57,7 @@ export class TgtBackend implements TargetBackend {
   ) {
     this.tgtadm = new Tgtadm(runner, options.controlPort);
     this.confDir = options.confDir ?? DEFAULT_CONF_DIR;
-    this.planning = runner instanceof RecordingRunner;
+    this.planning = runner.dryRun === true;
   }
 
   // ---- daemon ----------------------------------------------------------------------------
@@ -103,12 +101,12 @@ export class TgtBackend implements TargetBackend {
       return parseSizes((await this.runner.run(['stat', '-L', '-c', '%s|%F|%n', '--', ...paths], { query: true })).stdout);
     });
     const [live, records, sizes] = await Promise.all([shown, readRecords(this.runner, this.confDir), sized]);
-    return live.map((t) => toTargetState(t, records.find((r) => sameName(r.iqn, t.iqn)), sizes));
+    return live.map((t) => toTargetState(t, records.find((r) => sameIqn(r.iqn, t.iqn)), sizes));
   }
 
   async show(iqn: string): Promise<TargetState | undefined> {
     const name = parseIscsiName(iqn, 'target name');
-    return (await this.list()).find((t) => sameName(t.iqn, name));
+    return (await this.list()).find((t) => sameIqn(t.iqn, name));
   }
 
   // ---- create ----------------------------------------------------------------------------
@@ -129,7 +127,7 @@ export class TgtBackend implements TargetBackend {
     if (status === 'running') this.starting ??= Promise.resolve(undefined);
     else await this.ensureRunning();
     const live = await this.live();
-    const clash = live.find((t) => sameName(t.iqn, s.iqn));
+    const clash = live.find((t) => sameIqn(t.iqn, s.iqn));
     if (clash) throw new ValidationError(`target ${JSON.stringify(s.iqn)} already exists on ${host} (tid ${clash.tid})`, 'iqn');
     const byTid = live.find((t) => t.tid === s.tid);
     if (byTid) throw new ValidationError(`target id ${s.tid} is already used on ${host} by ${byTid.iqn}`, 'tid');
@@ -217,7 +215,7 @@ export class TgtBackend implements TargetBackend {
       } catch (e) {
         if (!(failedAt === 0 && e instanceof TgtadmError && e.reason === 'target-exists')) throw e;
         const now = await this.live();
-        const same = now.find((t) => sameName(t.iqn, target.iqn));
+        const same = now.find((t) => sameIqn(t.iqn, target.iqn));
         if (same) throw new ValidationError(`target ${JSON.stringify(target.iqn)} already exists on ${this.runner.host} (tid ${same.tid})`, 'iqn');
         const holder = now.find((t) => t.tid === tid);
         if (o.tid !== undefined) throw new ValidationError(`target id ${tid} is already used on ${this.runner.host}${holder ? ` by ${holder.iqn}` : ''}`, 'tid');
@@ -252,11 +250,11 @@ export class TgtBackend implements TargetBackend {
       ),
     ]);
     if (status === 'not-installed') throw notInstalledError(host);
-    const records = all.filter((r) => sameName(r.iqn, name));
+    const records = all.filter((r) => sameIqn(r.iqn, name));
     // A stopped tgtd has nothing live: dropping the record is all that keeps it from coming back.
     if (status === 'running' && 'error' in shown) throw shown.error;
     const live = status === 'running' && 'targets' in shown ? shown.targets : [];
-    const t = live.find((x) => sameName(x.iqn, name));
+    const t = live.find((x) => sameIqn(x.iqn, name));
     if (t) {
       if (records.length === 0 && !options.force) {
         throw new ValidationError(`target ${name} on ${host} was not made by virt-iscsi (no record in ${this.confDir}); pass --force to delete it anyway`, 'iqn');
@@ -300,11 +298,11 @@ export class TgtBackend implements TargetBackend {
     const accounts = await this.globalAccounts();
     const items: SyncItem[] = [];
     for (const rec of records) {
-      const t = live.find((x) => sameName(x.iqn, rec.iqn));
+      const t = live.find((x) => sameIqn(x.iqn, rec.iqn));
       items.push(await this.reconcileOne(rec, t, accounts, options));
     }
     for (const t of live) {
-      if (!records.some((r) => sameName(r.iqn, t.iqn))) items.push({ iqn: t.iqn, status: 'unmanaged', details: ['live, not made by virt-iscsi: left alone'] });
+      if (!records.some((r) => sameIqn(r.iqn, t.iqn))) items.push({ iqn: t.iqn, status: 'unmanaged', details: ['live, not made by virt-iscsi: left alone'] });
     }
     return items;
   }

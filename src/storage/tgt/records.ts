@@ -7,7 +7,6 @@
 import { posix } from 'node:path';
 import { parseTgtConf, parseTgtTarget, buildTgtTarget, type TgtTarget } from '../../config/tgt-conf.js';
 import { commandError, runChecked } from '../../runner/check.js';
-import { RecordingRunner } from '../../runner/recording.js';
 import type { Runner } from '../../runner/types.js';
 
 export const DEFAULT_CONF_DIR = '/etc/tgt/conf.d';
@@ -102,7 +101,7 @@ export async function writeRecord(runner: Runner, confDir: string, target: TgtTa
   };
   // The directory is almost always there: it is looked at only when the write fails (a
   // dry run's write cannot, so there it is looked at first, to show the mkdir).
-  if (runner instanceof RecordingRunner) await mkdir();
+  if (runner.dryRun === true) await mkdir();
   try {
     await write();
   } catch (e) {

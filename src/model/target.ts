@@ -1,0 +1,39 @@
+// What a target is made of, as data: the LUNs, who may log in, CHAP. Every backend
+// (tgt, LIO, IET) and every configuration file model (targets.conf, ietd.conf) takes
+// this shape, so it sits below both.
+
+/** One LUN to export. LUN 0 is the target's controller and never a user LUN. */
+export interface LunSpec {
+  lun: number;
+  /** Image file or block device on the storage host. */
+  path: string;
+  /** Serve as an MMC (CD-ROM) device; always read-only. */
+  cdrom?: boolean;
+  readonly?: boolean;
+  /** SCSI serial (tgt scsi_sn / LIO wwn): lets the initiator check it got this LUN. */
+  serial?: string;
+  vendorId?: string;
+  productId?: string;
+  /** How the backend reads the file (tgt --bstype: rdwr, aio, ...); the backend's default when unset. */
+  bsType?: string;
+}
+
+/** CHAP: `user`/`secret` authenticate the initiator; `mutual*` authenticate the target back. */
+export interface ChapSpec {
+  user: string;
+  secret: string;
+  mutualUser?: string;
+  mutualSecret?: string;
+}
+
+export interface TargetSpec {
+  iqn: string;
+  luns: LunSpec[];
+  /** Who may log in: IPv4/IPv6 address, CIDR, initiator IQN, or 'ALL'. Empty: nobody. */
+  allow: string[];
+  chap?: ChapSpec;
+  /** Also write the target to the backend's configuration so it survives a restart. */
+  persist: boolean;
+  /** tgt's target id; a free one is picked when unset. Other backends ignore it. */
+  tid?: number;
+}
