@@ -4,10 +4,10 @@
 import { ValidationError } from '../errors.js';
 import type { Step } from '../plan/plan.js';
 import type { DiskBus, DiskDef } from '../xml/disk.js';
-import { buildController } from '../xml/domain.js';
+import { attachStep } from './disk-steps.js';
 import { describeSource, deviceXml, diskFor, readView, resolveSource, sameSource, type SourceSpec } from './disks.js';
-import { flagWords, insertStep } from './media.js';
-import { place, placeDetach, placeMedia, slotOf, type FlagChoice, type Placement } from './placement.js';
+import { flagWords } from './media.js';
+import { place, placeDetach, slotOf, type FlagChoice, type Placement } from './placement.js';
 import type { DeviceFlags, Virsh } from './virsh.js';
 
 export interface AttachRequest {
@@ -39,31 +39,20 @@ export async function planAttach(virsh: Virsh, req: AttachRequest): Promise<Atta
     const wanted = diskFor(source, device, slotOf(existing), req.readonly);
     if (sameSource(existing.source, wanted.source)) return { steps: [], disk: existing };
   }
+  // Placed now, so what is printed is what happens; the step places it again at that dev.
   const placement = place(view, { device, bus: req.bus, dev: req.dev, flags: req.flags });
   const disk = diskFor(source, device, placement.target, req.readonly);
-  const dom = req.domain;
-  if (placement.kind === 'media') {
-    const drive = placeMedia(view, placement.target.dev, req.flags);
-    return { steps: [insertStep(virsh, dom, drive.drive, disk, drive.flags, true)], disk, placement };
-  }
-  const steps: Step[] = [];
-  const c = placement.controller;
-  if (c) {
-    const xml = buildController(c.controller);
-    steps.push({
-      title: `add a virtio-scsi controller to domain ${dom} (${flagWords(c.flags)})`,
-      apply: () => virsh.attachDevice(dom, xml, c.flags),
-      undo: () => virsh.detachDevice(dom, xml, c.flags),
-    });
-  }
-  const xml = deviceXml(disk);
   const { dev, bus } = placement.target;
-  steps.push({
-    title: `attach ${describeSource(disk.source)} to domain ${dom} as ${device} ${dev} on bus ${bus} (${flagWords(placement.flags)})`,
-    apply: () => virsh.attachDevice(dom, xml, placement.flags),
-    undo: () => virsh.detachDevice(dom, xml, placement.flags),
+  const flags = req.flags ?? (placement.flags.live && placement.flags.config ? 'persistent' : placement.flags.live ? 'live' : 'config');
+  const step = attachStep(virsh, {
+    view,
+    request: { domain: req.domain, source, cdrom: device === 'cdrom', readonly: req.readonly === true, dev, bus, flags },
+    title:
+      placement.kind === 'media'
+        ? `insert ${describeSource(source)} into cdrom drive ${dev} of domain ${req.domain} (${flagWords(placement.flags)})`
+        : `attach ${describeSource(source)} to domain ${req.domain} as ${device} ${dev} on bus ${bus} (${flagWords(placement.flags)})${placement.controller ? ', adding a virtio-scsi controller' : ''}`,
   });
-  return { steps, disk, placement };
+  return { steps: [step], disk, placement };
 }
 
 export interface DetachPlan {

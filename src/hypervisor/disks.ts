@@ -32,7 +32,7 @@ export async function readView(virsh: Virsh, domain: string): Promise<DomainView
 
 /**
  * The by-path device of a LUN as udev names it on the hypervisor: the portal's host is
- * resolved to an IP there first (pitfall 1).
+ * resolved to an IP there first (udev never puts a host name in it).
  */
 export async function byPathSource(virsh: Virsh, portal: Portal, target: string, lun: number): Promise<SourceSpec> {
   const resolved = await new Iscsiadm(virsh.runner).resolvePortal(portal);

@@ -4,8 +4,8 @@
 // - Discovery uses `--op nonpersistent`, as libvirt does: it does not write node
 //   records for every target a portal offers, only for the one we log in to.
 // - A portal given by host name is resolved to its IP on the hypervisor first
-//   (pitfall 1): udev's /dev/disk/by-path names carry the IP, never the name.
-// - CHAP secrets never go on argv (pitfall 11). `iscsiadm -o update -v SECRET` would
+//   : udev's /dev/disk/by-path names carry the IP, never the name.
+// - CHAP secrets never go on argv (`ps` shows it to every user). `iscsiadm -o update -v SECRET` would
 //   put them in `ps`, and iscsiadm has no stdin or batch mode. Instead the node record
 //   file iscsiadm keeps (NODES/IQN/ADDRESS,PORT,TPGT/IFACE, "name = value" lines, root
 //   only) is edited: read, the auth lines replaced, written back 0600 through the
@@ -16,9 +16,10 @@
 //   /etc/iscsi/nodes (Debian, Ubuntu) or /var/lib/iscsi/nodes (Fedora, RHEL, SUSE),
 //   found by looking, or set with `nodesDir`.
 // - Exit 15 (session exists) on login and 21 (nothing found) on logout, delete and
-//   listing are success (pitfall 2); other codes become IscsiadmError with a hint.
+//   listing are success (tools that took them for errors tore down healthy sessions); other codes become IscsiadmError with a hint.
 import { isIP } from 'node:net';
 import { PrerequisiteError, TimeoutError, ValidationError } from '../errors.js';
+import { sleep } from '../plan/plan.js';
 import { byPathFor } from '../names/by-path.js';
 import { parseIscsiName } from '../names/iscsi-name.js';
 import { formatPortal, type Portal } from '../names/portal.js';
@@ -62,6 +63,8 @@ export type NodeStartup = 'automatic' | 'manual';
 export interface WaitOptions {
   timeoutMs?: number;
   intervalMs?: number;
+  /** Stops the wait at once (Ctrl-C): it rejects with InterruptedError. */
+  signal?: AbortSignal;
 }
 
 const AUTH_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]{0,254}[\x21-\x7e])?$/;
@@ -76,7 +79,6 @@ function checkAuthValue(field: string, value: string, secret: boolean): void {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class Iscsiadm {
   private nodesDirFound?: string;
@@ -99,7 +101,7 @@ export class Iscsiadm {
     return r;
   }
 
-  /** The portal with its host resolved to an IP where iscsiadm runs (pitfall 1). */
+  /** The portal with its host resolved to an IP where iscsiadm runs: by-path names carry the IP. */
   async resolvePortal(portal: Portal): Promise<Portal> {
     if (isIP(portal.host) !== 0) return portal;
     const r = await this.runner.run(['getent', 'ahosts', portal.host], { query: true });
@@ -156,7 +158,15 @@ export class Iscsiadm {
   }
 
   async setStartup(iqn: string, portal: Portal, startup: NodeStartup): Promise<void> {
-    await this.exec(this.nodeArgs(iqn, portal, ['--op', 'update', '--name', 'node.startup', '--value', startup]));
+    await this.updateNode(iqn, portal, 'node.startup', startup);
+  }
+
+  /** Sets one node record value that is not a secret (secrets: setChap), e.g. node.session.timeo.replacement_timeout. */
+  async updateNode(iqn: string, portal: Portal, name: string, value: string): Promise<void> {
+    if (!/^node\.[a-z0-9_.\[\]]+$/.test(name)) throw new ValidationError(`node record setting ${JSON.stringify(name)} is not one iscsiadm takes`, 'setting');
+    if (/password/.test(name)) throw new TypeError('secrets go through setChap, never argv');
+    if (!/^[\x21-\x7e]{1,255}$/.test(value)) throw new ValidationError(`node record value ${JSON.stringify(value)} for ${name} is not allowed`, 'setting');
+    await this.exec(this.nodeArgs(iqn, portal, ['--op', 'update', '--name', name, '--value', value]));
   }
 
   /** Logs in; an existing session (exit 15) is success. */
@@ -253,7 +263,7 @@ export class Iscsiadm {
             'to appear; is the session logged in (iscsiadm -m session -P 3) and the LUN mapped to this initiator?',
         );
       }
-      await sleep(options.intervalMs ?? 500);
+      await sleep(options.intervalMs ?? 500, options.signal);
     }
   }
 

@@ -1,5 +1,5 @@
 // Where a disk goes in a domain, decided from its dumpxml alone (no I/O here). What QEMU
-// can do to a running domain (seed-workflow.md §4, test-machine.md, checked on libvirt 9 /
+// can do to a running domain (checked on libvirt 9 /
 // QEMU 7.2): IDE and SATA buses cannot take a hot-plugged device ("Bus 'ide.1' does not
 // support hotplugging"); without ACPI nothing can be hot-plugged on PCI, so neither a
 // virtio disk nor a new controller; a SCSI disk on an existing virtio-scsi controller can;

@@ -3,15 +3,16 @@
 // wait for the LUNs, each undone in reverse when a later one fails. Delete: destroy ->
 // undefine -> what an iscsi pool's login left in open-iscsi -> the secret we made for it;
 // whatever is already gone counts as done.
-import { randomUUID } from 'node:crypto';
 import { PrerequisiteError, TimeoutError, ValidationError } from '../errors.js';
 import { DEFAULT_ISCSI_PORT, formatPortal, type Portal } from '../names/portal.js';
-import type { Step } from '../plan/plan.js';
+import { byPathFor } from '../names/by-path.js';
+import { sleep, type Step } from '../plan/plan.js';
 import { buildPool, parsePool, poolDef, type PoolDef, type PoolType } from '../xml/pool.js';
-import { iscsiChapSecret, parseSecret } from '../xml/secret.js';
+import { parseSecret } from '../xml/secret.js';
 import { Iscsiadm } from './iscsiadm.js';
 import { isMissing } from './virsh-errors.js';
-import type { VolListEntry } from './virsh-parse.js';
+import { secretStep } from './secret-steps.js';
+import type { PoolListEntry, VolListEntry } from './virsh-parse.js';
 import type { Virsh } from './virsh.js';
 import { sameIqn } from '../names/iscsi-name.js';
 
@@ -31,6 +32,10 @@ export interface PoolSpec {
 export interface WaitOptions {
   timeoutMs?: number;
   intervalMs?: number;
+  /** Stops the wait at once (Ctrl-C). */
+  signal?: AbortSignal;
+  /** Keep waiting until the volumes listed pass this (e.g. a given LUN is among them). */
+  until?: (vols: readonly VolListEntry[]) => boolean;
 }
 
 /** The usage name of the libvirt secret virt-iscsi makes for a pool's CHAP password. */
@@ -80,8 +85,8 @@ export async function poolDefined(virsh: Virsh, want: PoolDef): Promise<boolean>
 }
 
 /**
- * pool-refresh until vol-list shows volumes (right after pool-start it can be empty,
- * pitfall 8). A dry run only prints the refresh: the pool it would create is not there.
+ * pool-refresh until vol-list shows volumes (right after pool-start it can be empty). A
+ * dry run only prints the refresh: the pool it would create is not there.
  */
 export async function waitForVolumes(virsh: Virsh, pool: string, what: string, o: WaitOptions = {}): Promise<VolListEntry[]> {
   const timeoutMs = o.timeoutMs ?? 30_000;
@@ -90,43 +95,54 @@ export async function waitForVolumes(virsh: Virsh, pool: string, what: string, o
     await virsh.poolRefresh(pool);
     if (virsh.dryRun) return [];
     const vols = await virsh.volList(pool);
-    if (vols.length > 0) return vols;
+    if (vols.length > 0 && (o.until === undefined || o.until(vols))) return vols;
     if (Date.now() >= deadline) {
       throw new TimeoutError(
         `waited ${Math.round(timeoutMs / 1000)}s on ${virsh.where} for pool ${JSON.stringify(pool)} to list the LUNs of ${what} (pool-refresh, vol-list); does the target map LUNs to this initiator?`,
       );
     }
-    await new Promise((r) => setTimeout(r, o.intervalMs ?? 500));
+    await sleep(o.intervalMs ?? 500, o.signal);
   }
 }
 
-/** The steps of `pool create`. */
-export function createPoolSteps(virsh: Virsh, spec: PoolSpec, wait: WaitOptions = {}): Step[] {
-  const def = poolDefFor(spec);
+/** unit:0:0:1 -> 1: libvirt names iSCSI volumes by their SCSI address. */
+export function volumeLun(name: string): number | undefined {
+  const m = /:(\d+)$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+export interface PoolStepsOptions {
+  autostart: boolean;
+  wait?: WaitOptions;
+  /**
+   * The pool as `pool-list` showed it before the plan ran, so the steps need not look
+   * again: null when it was not there. Undefined: each step looks.
+   */
+  known?: PoolListEntry | null;
+  /** Wait for this LUN's volume (default: any volume) and hand it to `onVolume`. */
+  lun?: number;
+  onVolume?: (vol: VolListEntry) => Promise<void> | void;
+}
+
+/**
+ * The one builder of a pool's steps: define -> start -> autostart -> its volumes, each
+ * looking first, each undone in reverse. An iscsi pool's start logs the host in; undone,
+ * the node records that login left are removed too.
+ */
+export function poolSteps(virsh: Virsh, def: PoolDef, o: PoolStepsOptions): Step[] {
   const name = def.name;
-  const what = `${def.device} at ${formatPortal(spec.portal)}`;
-  const steps: Step[] = [];
-  const chap = spec.chap;
-  if (chap) {
-    const usage = poolSecretUsage(name);
-    let created: string | undefined;
-    steps.push({
-      title: `define libvirt secret ${usage} for CHAP user ${chap.user} and set its value`,
-      async apply() {
-        const existing = await virsh.secretByUsage(usage);
-        const uuid = existing?.uuid ?? (await virsh.secretDefine({ ...iscsiChapSecret({ usage, description: poolSecretDescription(name) }), uuid: randomUUID() }));
-        if (!existing) created = uuid;
-        await virsh.secretSetValue(uuid, chap.secret);
-      },
-      async undo() {
-        if (created) await virsh.secretUndefine(created);
-      },
-    });
-  }
-  steps.push(
+  const host = virsh.runner.host;
+  const what = `${def.device} at ${def.hosts.map((h) => formatPortal({ host: h.name, port: h.port ?? DEFAULT_ISCSI_PORT })).join(',')}`;
+  const info = async (): Promise<{ state: string; autostart: boolean } | undefined> => (o.known !== undefined ? (o.known ?? undefined) : virsh.poolInfo(name));
+  // A pool this run starts is waited for; one already running is looked at once.
+  let startedNow = false;
+  const ours = (vols: readonly VolListEntry[]): VolListEntry | undefined => (o.lun === undefined ? vols[0] : vols.find((v) => volumeLun(v.name) === o.lun));
+  const steps: Step[] = [
     {
+      id: 'pool-define',
+      host,
       title: `define ${def.type} pool ${name} for ${what}`,
-      check: () => poolDefined(virsh, def),
+      check: async () => o.known !== null && (await poolDefined(virsh, def)),
       apply: () => virsh.poolDefine(buildPool(def)),
       async undo() {
         await undefineIfThere(virsh, name);
@@ -135,25 +151,65 @@ export function createPoolSteps(virsh: Virsh, spec: PoolSpec, wait: WaitOptions 
       },
     },
     {
-      title: `start pool ${name} (libvirt logs in to the target)`,
-      check: async () => (await virsh.poolInfo(name))?.state === 'running',
-      apply: () => virsh.poolStart(name),
+      id: 'pool-start',
+      host,
+      title: `start pool ${name} (${def.type === 'iscsi' ? "the host's open-iscsi logs in" : 'libvirt logs in'}${def.initiator ? ` as ${def.initiator}` : ''})`,
+      check: async () => (await info())?.state === 'running',
+      apply: async () => {
+        await virsh.poolStart(name);
+        startedNow = true;
+      },
       undo: () => virsh.poolDestroy(name),
     },
-  );
-  if (spec.autostart) {
+  ];
+  if (o.autostart) {
     steps.push({
+      id: 'pool-autostart',
+      host,
       title: `mark pool ${name} to start with libvirtd`,
-      check: async () => (await virsh.poolInfo(name))?.autostart === true,
+      check: async () => (await info())?.autostart === true,
       apply: () => virsh.poolAutostart(name),
       undo: () => virsh.poolAutostart(name, false),
     });
   }
   steps.push({
-    title: `wait for pool ${name} to list the target's LUNs`,
-    apply: async () => void (await waitForVolumes(virsh, name, what, wait)),
+    id: 'volume',
+    host,
+    title: `wait for ${o.lun === undefined ? "the target's LUNs" : `LUN ${o.lun}`} in pool ${name}`,
+    async check() {
+      if (startedNow || (await info())?.state !== 'running') return false;
+      const vol = ours(await virsh.volList(name));
+      if (!vol) return false;
+      await o.onVolume?.(vol);
+      return true;
+    },
+    async apply() {
+      // Listed already (libvirt scans at pool-start), or refreshed until they are.
+      const listed = virsh.dryRun ? [] : await virsh.volList(name);
+      const vols = ours(listed) ? listed : await waitForVolumes(virsh, name, what, { ...o.wait, until: (v) => ours(v) !== undefined });
+      // A dry run created nothing to list: the volume is named as libvirt would name it.
+      const vol = virsh.dryRun ? plannedVolume(def, o.lun ?? 1) : ours(vols);
+      if (!vol) throw new ValidationError(`pool ${name} on ${virsh.where} lists ${vols.map((v) => v.name).join(', ')} but no volume for LUN ${o.lun}`, 'lun');
+      await o.onVolume?.(vol);
+    },
   });
   return steps;
+}
+
+/** What libvirt will list for a LUN of a pool that a dry run only planned. */
+function plannedVolume(def: PoolDef, lun: number): VolListEntry {
+  const h = def.hosts[0]!;
+  return { name: `unit:0:0:${lun}`, path: byPathFor({ host: h.name, port: h.port ?? DEFAULT_ISCSI_PORT }, def.device, lun), type: 'block', capacityText: '' };
+}
+
+/** The steps of `pool create`: the CHAP secret (a new password each time), then the pool. */
+export function createPoolSteps(virsh: Virsh, spec: PoolSpec, wait: WaitOptions = {}): Step[] {
+  const def = poolDefFor(spec);
+  const chap = spec.chap;
+  const secret = chap
+    ? [secretStep(virsh, { usage: poolSecretUsage(def.name), description: poolSecretDescription(def.name), user: chap.user, value: () => chap.secret, replace: true })]
+    : [];
+  return [...secret, ...poolSteps(virsh, def, { autostart: spec.autostart, wait })];
 }
 
 async function undefineIfThere(virsh: Virsh, name: string): Promise<void> {
@@ -217,7 +273,7 @@ async function unlessNoIscsiadm(fn: () => Promise<boolean>): Promise<boolean> {
  * What libvirt's iscsi backend leaves in open-iscsi when the pool stops (seen in the lab,
  * libvirt 9.0): it logs out, but keeps the node records its discovery and login made, on
  * the default iface and, for a pool with an initiator name of its own, on the iface
- * `libvirt-iface-XXXXXXXX` it made for that name (pitfall 12). Removed so that deleting
+ * `libvirt-iface-XXXXXXXX` it made for that name. Removed so that deleting
  * the pool leaves open-iscsi as it was; the iface only when no other record uses it.
  */
 function openIscsiLeftovers(virsh: Virsh, def: PoolDef): Step[] {

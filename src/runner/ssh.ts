@@ -3,19 +3,19 @@
 // shape; file operations are commands through the same run(), so sudo applies to them too.
 import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
-import type { Client } from 'ssh2';
+import type { Client, ClientChannel } from 'ssh2';
 import { ConnectError } from '../errors.js';
 import { runChecked } from './check.js';
 import { formatHostUri } from './host-uri.js';
 import { defaultKnownHostsPath } from './known-hosts.js';
-import { EXIT_NOT_FOUND, EXIT_TIMEOUT } from './local.js';
+import { awaitReady, EXIT_NOT_FOUND, EXIT_TIMEOUT } from './local.js';
 import { quoteArgv } from './quote.js';
 import { Slots } from './slots.js';
 import { RemoteShell } from './ssh-shell.js';
 import { planAuth } from './ssh-auth.js';
 import { loadSshHostConfig } from './ssh-config.js';
 import { endpoint, openSshClient, type SshTarget } from './ssh-connect.js';
-import type { RunOptions, RunResult, Runner, WriteFileOptions } from './types.js';
+import type { HoldOptions, HoldResult, RunOptions, RunResult, Runner, WriteFileOptions } from './types.js';
 
 export interface SshOptions {
   /** Private key file tried first. */
@@ -80,9 +80,14 @@ export function sudoProblem(r: RunResult, who: string, where: string): string | 
 }
 
 // Scripts for the file operations: constant text, paths and mode only as "$1".. arguments.
-/** Creates the temp file 0600 (noclobber: never through an existing name), chmods it, then writes and renames. */
+/**
+ * Creates the temp file 0600 (noclobber: never through an existing name), chmods it,
+ * writes it, flushes it to disk, renames it over the file and flushes the directory: after
+ * a crash the file is the old one or the new one, whole. (`sync FILE` is coreutils 8.24+;
+ * where it takes no file, a plain `sync` does the same and more.)
+ */
 const WRITE_SCRIPT =
-  'umask 077 && set -C && : > "$1" && chmod "$2" "$1" && cat >> "$1" && mv -f -T -- "$1" "$3" || { rc=$?; rm -f -- "$1"; exit "$rc"; }';
+  'umask 077 && set -C && : > "$1" && chmod "$2" "$1" && cat >> "$1" && { sync -- "$1" 2>/dev/null || sync; } && mv -f -T -- "$1" "$3" && { sync -- "${3%/*}/" 2>/dev/null || sync; } || { rc=$?; rm -f -- "$1"; exit "$rc"; }';
 /** cat exits only 0 or 1, so 3 means "no such file". */
 const READ_MISSING = 3;
 const READ_SCRIPT = `[ -e "$1" ] || exit ${READ_MISSING}; exec cat -- "$1"`;
@@ -199,6 +204,32 @@ export class SshRunner implements Runner {
 
   async removeFile(path: string): Promise<void> {
     await runChecked(this, ['rm', '-f', '--', path]);
+  }
+
+  /**
+   * On a channel of its own (not one of the shells): the command's stdin is the channel, so
+   * release() closing it, or this connection dropping, ends the command on the host.
+   */
+  async hold(argv: readonly string[], options: HoldOptions): Promise<HoldResult> {
+    if (this.lost) throw this.lostError(argv[0] ?? '');
+    const line = remoteCommandLine(argv, { sudo: this.sudo });
+    const ch = await new Promise<ClientChannel>((resolve, reject) =>
+      this.client.exec(line, (err: Error | undefined, c: ClientChannel) => (err ? reject(new ConnectError(this.host, `cannot open a channel on ${this.where}: ${err.message}`)) : resolve(c))),
+    );
+    return awaitReady(
+      {
+        onStdout: (f) => ch.on('data', (d: Buffer) => f(d.toString('utf8'))),
+        onStderr: (f) => ch.stderr.on('data', (d: Buffer) => f(d.toString('utf8'))),
+        onExit: (f) => {
+          let code: number | undefined;
+          ch.on('exit', (c: number | null) => (code = c ?? undefined));
+          ch.on('close', () => f(code ?? 255, code === undefined ? 'the channel closed without an exit status' : undefined));
+        },
+        end: () => ch.end(),
+        kill: () => ch.close(),
+      },
+      options,
+    );
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@
 // at 2 a.m. (and where the time goes) without changing what runs.
 import { maskSecrets } from '../errors.js';
 import { quoteArgv } from './quote.js';
-import type { RunOptions, RunResult, Runner, WriteFileOptions } from './types.js';
+import type { HoldOptions, HoldResult, RunOptions, RunResult, Runner, WriteFileOptions } from './types.js';
 
 export class TracingRunner implements Runner {
   private readonly start = performance.now();
@@ -48,6 +48,12 @@ export class TracingRunner implements Runner {
 
   removeFile(path: string): Promise<void> {
     return this.traced(`remove ${path}`, () => this.inner.removeFile(path), () => 'ok');
+  }
+
+  get hold(): ((argv: readonly string[], options: HoldOptions) => Promise<HoldResult>) | undefined {
+    const inner = this.inner;
+    if (!inner.hold) return undefined;
+    return (argv, options) => this.traced(`hold ${quoteArgv(argv)}`, () => inner.hold!(argv, options), (r) => ('held' in r ? 'held' : `exit ${r.ended.exitCode}`));
   }
 
   close(): Promise<void> {

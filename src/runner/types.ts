@@ -27,6 +27,22 @@ export interface WriteFileOptions {
   secret?: boolean;
 }
 
+/** A process kept running on a host until released: what a lock holder is. */
+export interface Held {
+  /** Ends the process (its stdin closes) and waits for it to exit. */
+  release(): Promise<void>;
+}
+
+export interface HoldOptions {
+  /** The line the process prints on stdout once it holds what it was started for. */
+  ready: string;
+  /** How long to wait for `ready` before giving up (the process is then stopped). */
+  timeoutMs: number;
+}
+
+/** The process printed `ready` and keeps running; or it ended first, with this result. */
+export type HoldResult = { held: Held } | { ended: RunResult };
+
 export interface Runner {
   /** Where commands run, as a host URI: `local` or `ssh://user@host:port`. */
   readonly host: string;
@@ -42,5 +58,11 @@ export interface Runner {
   readFile(path: string): Promise<string | undefined>;
   /** Removes a file; a file already gone is success. */
   removeFile(path: string): Promise<void>;
+  /**
+   * Starts argv and keeps it running until released, its stdin held open: when this
+   * process dies (even by kill -9) or the connection drops, its stdin closes and it ends.
+   * Absent where nothing is held (a dry run).
+   */
+  hold?(argv: readonly string[], options: HoldOptions): Promise<HoldResult>;
   close(): Promise<void>;
 }

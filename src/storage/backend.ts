@@ -12,6 +12,17 @@ export interface CreateOptions {
   images?: readonly ImageInfo[];
 }
 
+export interface DeleteOptions {
+  /** Cut off initiators still logged in. */
+  force?: boolean;
+  /**
+   * The caller made this target (its export record or crash journal says so), even if the
+   * backend's own record of it was never written (a run killed half-way): delete it, and
+   * these CHAP accounts made for it, unless another target uses them.
+   */
+  ours?: { accounts: readonly string[] };
+}
+
 export interface LunState {
   lun: number;
   path: string;
@@ -62,8 +73,28 @@ export interface SyncOptions {
   force?: boolean;
 }
 
+/** Whether the target software is installed, and its daemon (or kernel side) answers. */
+export type DaemonStatus = 'running' | 'stopped' | 'not-installed';
+
+/** What a backend can and cannot do, where workflows must choose another way. */
+export interface BackendCapabilities {
+  /** A LUN's size can grow while initiators use it (false: tgt reads it once, LIO fileio too). */
+  growLunInPlace: boolean;
+  /** CHAP secrets reach the target software other than on a command line (`ps` shows argv). */
+  secretOffArgv: boolean;
+  /** Initiators can be allowed by address as well as by name. */
+  addressAcls: boolean;
+}
+
 export interface TargetBackend {
   readonly name: 'tgt' | 'lio' | 'iet';
+  readonly capabilities: BackendCapabilities;
+  /** Read-only: installed? running? */
+  status(): Promise<DaemonStatus>;
+  /** The target is in the backend's own configuration, so it would come back at the next start. */
+  persisted(iqn: string): Promise<boolean>;
+  /** The secret of `user`'s CHAP account on the target, from the backend's configuration (daemons never show secrets). */
+  storedChapSecret(iqn: string, user: string): Promise<string | undefined>;
   /** Makes sure the target daemon/kernel side runs; says what to install when it cannot. */
   ensureRunning(): Promise<void>;
   list(): Promise<TargetState[]>;
@@ -71,7 +102,7 @@ export interface TargetBackend {
   /** Creates target, LUNs, ACLs and CHAP; a failed step undoes the earlier ones. */
   create(spec: TargetSpec, options?: CreateOptions): Promise<TargetState>;
   /** Removes the target and what came with it. Already gone is success. Refuses live sessions unless forced. */
-  delete(iqn: string, options?: { force?: boolean }): Promise<void>;
+  delete(iqn: string, options?: DeleteOptions): Promise<void>;
   /** Compares live targets with the backend's persistent configuration and repairs what it can. */
   sync?(options?: SyncOptions): Promise<SyncItem[]>;
 }

@@ -1,28 +1,49 @@
-// Picking a TargetBackend by name, or by what the storage host has installed and running.
+// The target backends as one table: how each is made, which lock guards its shared state
+// on the host, and how it is found. Everything a workflow needs to know of a backend is
+// on the TargetBackend it gets (status, persisted, stored CHAP, capabilities), never in an
+// `if (name === ...)` of its own.
 import { PrerequisiteError, ValidationError } from '../errors.js';
+import { parsePortal } from '../names/portal.js';
+import { withHostLock } from '../runner/lock.js';
 import type { Runner } from '../runner/types.js';
 import type { TargetBackend } from './backend.js';
-import { parsePortal } from '../names/portal.js';
 import { IetBackend, type IetBackendOptions } from './iet/backend.js';
 import { LioBackend, type LioBackendOptions } from './lio/backend.js';
 import { TgtBackend, type TgtBackendOptions } from './tgt/backend.js';
-import { tgtStatus, type TgtStatus } from './tgt/daemon.js';
-import { Tgtadm } from './tgt/tgtadm.js';
 
 export const BACKEND_NAMES = ['tgt', 'lio', 'iet'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 /** Options for every backend; each reads the part it knows (tgt: control port, portal, conf dir; LIO: portals, saveconfig file; IET: file paths). */
-export type BackendOptions = TgtBackendOptions & LioBackendOptions & IetBackendOptions;
+export type BackendOptions = TgtBackendOptions & LioBackendOptions & IetBackendOptions & {
+  /** What the run is doing, told to another run that waits for the host's lock. */
+  lockOwner?: string;
+};
 
-type Factory = (runner: Runner, options: BackendOptions) => TargetBackend;
+interface BackendEntry {
+  make(runner: Runner, options: BackendOptions): TargetBackend;
+  /**
+   * The lock that serialises changes to what runs share on the host: tgt's target ids,
+   * conf.d and the daemon's start (per tgtd instance); LIO's one saveconfig.json; IET's
+   * ietd.conf and initiators.allow.
+   */
+  lockKey(options: BackendOptions): string;
+}
 
-/** One entry per backend. LIO's portals default to tgt's `portal` option when only that is given. */
-const FACTORIES: Record<BackendName, Factory> = {
-  tgt: (runner, options) => new TgtBackend(runner, options),
-  lio: (runner, options) =>
-    new LioBackend(runner, options.portals === undefined && options.portal !== undefined ? { ...options, portals: [parsePortal(options.portal)] } : options),
-  iet: (runner, options) => new IetBackend(runner, options),
+const BACKENDS: Record<BackendName, BackendEntry> = {
+  tgt: {
+    make: (runner, options) => new TgtBackend(runner, options),
+    lockKey: (o) => (o.controlPort === undefined ? 'tgt' : `tgt-${o.controlPort}`),
+  },
+  // LIO's portals default to tgt's `portal` option when only that is given.
+  lio: {
+    make: (runner, options) => new LioBackend(runner, options.portals === undefined && options.portal !== undefined ? { ...options, portals: [parsePortal(options.portal)] } : options),
+    lockKey: () => 'lio',
+  },
+  iet: {
+    make: (runner, options) => new IetBackend(runner, options),
+    lockKey: () => 'iet',
+  },
 };
 
 export function parseBackendName(name: string): BackendName {
@@ -30,8 +51,30 @@ export function parseBackendName(name: string): BackendName {
   throw new ValidationError(`backend ${JSON.stringify(name)} is not one of ${BACKEND_NAMES.join(', ')}`, 'backend');
 }
 
+/** The backend, its changes (start, create, delete, sync) each made holding the host's lock. */
 export function createBackend(name: BackendName, runner: Runner, options: BackendOptions = {}): TargetBackend {
-  return FACTORIES[name](runner, options);
+  const entry = BACKENDS[name];
+  const inner = entry.make(runner, options);
+  const key = entry.lockKey(options);
+  const lock = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
+    withHostLock(runner, { key, what: options.lockOwner ? `${options.lockOwner}: ${what}` : what }, fn);
+  const locked: TargetBackend = {
+    name: inner.name,
+    capabilities: inner.capabilities,
+    status: () => inner.status(),
+    persisted: (iqn) => inner.persisted(iqn),
+    storedChapSecret: (iqn, user) => inner.storedChapSecret(iqn, user),
+    list: () => inner.list(),
+    show: (iqn) => inner.show(iqn),
+    ensureRunning: async () => {
+      if ((await inner.status()) === 'running') return;
+      await lock(`start ${name}`, () => inner.ensureRunning());
+    },
+    create: (spec, o) => lock(`create target ${spec.iqn}`, () => inner.create(spec, o)),
+    delete: (iqn, o) => lock(`delete target ${iqn}`, () => inner.delete(iqn, o)),
+  };
+  if (inner.sync) locked.sync = (o) => lock('sync targets', () => inner.sync!(o));
+  return locked;
 }
 
 /** What a probe found of one target implementation on the host. */
@@ -41,29 +84,14 @@ export interface BackendProbe {
   running: boolean;
 }
 
-async function ok(runner: Runner, argv: string[]): Promise<boolean> {
-  return (await runner.run(argv, { query: true })).exitCode === 0;
-}
-
-/** Exit 127: the shell (or we) found no such program. Any other answer means it is there. */
-async function installed(runner: Runner, argv: string[]): Promise<boolean> {
-  return (await runner.run(argv, { query: true })).exitCode !== 127;
-}
-
 /** Read-only checks, in the order detectBackend prefers. */
 export async function probeBackends(runner: Runner, options: BackendOptions = {}): Promise<BackendProbe[]> {
-  const tgt: TgtStatus = await tgtStatus(new Tgtadm(runner, options.controlPort));
-  // LIO: targetcli (targetcli-fb) installed; running = the kernel's target configfs is mounted.
-  const lioInstalled = await installed(runner, ['targetcli', '--version']);
-  const lioRunning = lioInstalled && (await ok(runner, ['test', '-d', '/sys/kernel/config/target/iscsi']));
-  // IET: ietadm installed; running = the iscsi_trgt module's /proc entry.
-  const ietInstalled = await installed(runner, ['ietadm', '--version']);
-  const ietRunning = ietInstalled && (await ok(runner, ['test', '-e', '/proc/net/iet/volume']));
-  return [
-    { name: 'tgt', installed: tgt !== 'not-installed', running: tgt === 'running' },
-    { name: 'lio', installed: lioInstalled, running: lioRunning },
-    { name: 'iet', installed: ietInstalled, running: ietRunning },
-  ];
+  return Promise.all(
+    BACKEND_NAMES.map(async (name) => {
+      const status = await BACKENDS[name].make(runner, options).status();
+      return { name, installed: status !== 'not-installed', running: status === 'running' };
+    }),
+  );
 }
 
 /**

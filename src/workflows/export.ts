@@ -1,28 +1,29 @@
-// `export`: one image on the storage host to one VM, as a plan of steps with rollback.
-//   target daemon -> target + LUN + ACL (+ CHAP), persisted -> storage host record ->
-//   libvirt secret (CHAP) -> pool define/start/autostart (or iscsiadm login) -> the LUN's
-//   volume or device -> attach (or media into an empty drive) -> local record.
+// `export`: one image on the storage host to a VM on one or more hypervisors, as a plan of
+// steps with rollback:
+//   target daemon -> storage host record -> target + LUN + ACL (+ CHAP), persisted ->
+//   on each hypervisor: libvirt secret (CHAP) -> what the mode makes (pool, or login) ->
+//   attach where the domain is defined (or media into an empty drive) -> local record.
 // Every step can tell it is already done, so a second run changes nothing; a failure, or
-// SIGINT/SIGTERM through `signal`, undoes what this run did, last step first.
-import { randomUUID } from 'node:crypto';
-import type { Session } from '../runner/session.js';
+// SIGINT/SIGTERM/SIGHUP through `signal`, undoes what this run did, last step first. A
+// journal written before each change lets `unexport` undo a run killed between two steps.
+import type { ChapCredentials } from '../hypervisor/iscsiadm.js';
+import { attachStep, type Attachment, type DiskMark } from '../hypervisor/disk-steps.js';
+import { secretStep } from '../hypervisor/secret-steps.js';
 import { ValidationError } from '../errors.js';
-import { Iscsiadm } from '../hypervisor/iscsiadm.js';
-import type { Virsh } from '../hypervisor/virsh.js';
 import { quoteArgv } from '../runner/quote.js';
 import { runPlan } from '../plan/plan.js';
+import type { Session } from '../runner/session.js';
 import type { TargetSpec } from '../storage/backend.js';
-import { iscsiChapSecret } from '../xml/secret.js';
-import { attachDisk, type DiskMark } from './disk.js';
+import { Journal } from './journal.js';
 import { diskAlias, secretDescription } from './names.js';
-import { recordPath, removeRecord, sameRecord, writeRecord, type Attachment, type ExportRecord } from './records.js';
-import { resolveExport, type ResolvedExport } from './resolve.js';
+import { recordPath, recordPool, recordSecretUsage, removeRecord, sameRecord, writeRecord, type ExportRecord, type HypervisorPart } from './records.js';
+import { resolveExport, type HypervisorSide, type ResolvedExport } from './resolve.js';
 import { deleteTargetStep } from './teardown.js';
 import type { ExportOptions, WorkflowHooks, WorkflowStep } from './types.js';
-import { loginSteps, networkSource, poolSteps, type SourceSlot } from './visibility.js';
+import type { SourceSlot } from './visibility.js';
 
 export interface ExportResult {
-  /** The export as its records hold it, attachment included. */
+  /** The export as its records hold it, attachments included. */
   record: ExportRecord;
   /** Steps this run changed something with; 0 when it was all in place already. */
   applied: number;
@@ -32,7 +33,7 @@ export interface ExportResult {
   undo: string;
 }
 
-export const markOf = (r: ExportRecord): DiskMark => ({ alias: diskAlias(r.name), target: r.target, lun: r.lun, ...(r.pool ? { pool: r.pool } : {}) });
+export const markOf = (r: ExportRecord): DiskMark => ({ alias: diskAlias(r.name), target: r.target, lun: r.lun, ...(recordPool(r) ? { pool: recordPool(r)! } : {}) });
 
 /** `virt-iscsi unexport NAME`, with what it needs to find the export without local state. */
 export function undoCommand(r: ExportRecord, hostRecordDir?: string): string {
@@ -42,13 +43,15 @@ export function undoCommand(r: ExportRecord, hostRecordDir?: string): string {
   return quoteArgv(argv);
 }
 
+const missingSecret = (r: ExportRecord): string => `the CHAP secret of ${r.target} cannot be read back from its target's configuration; unexport ${r.name} and export it again`;
+
 function targetSpec(x: ResolvedExport): TargetSpec {
   const r = x.record;
   const spec: TargetSpec = {
     iqn: r.target,
     luns: [{ lun: r.lun, path: r.image, serial: r.serial, ...(r.cdrom ? { cdrom: true } : {}), ...(r.readonly ? { readonly: true } : {}) }],
-    // Exactly the hypervisor's initiator, never ALL.
-    allow: [r.initiator],
+    // Exactly the hypervisors' initiators, never ALL.
+    allow: r.hypervisors.map((h) => h.initiator),
     persist: true,
   };
   if (r.chapUser && x.chapSecret !== undefined) spec.chap = { user: r.chapUser, secret: x.chapSecret };
@@ -59,98 +62,108 @@ function storageSteps(x: ResolvedExport): WorkflowStep[] {
   const r = x.record;
   const s = x.storage;
   const host = s.runner.host;
-  const what = [`LUN ${r.lun} ${r.image}${r.cdrom ? ' (CD-ROM)' : r.readonly ? ' (read-only)' : ''}`, `allow ${r.initiator}`, ...(r.chapUser ? [`CHAP user ${r.chapUser}`] : [])];
-  const hostRecord: ExportRecord = { ...r };
+  const what = [
+    `LUN ${r.lun} ${r.image}${r.cdrom ? ' (CD-ROM)' : r.readonly ? ' (read-only)' : ''}`,
+    `allow ${r.hypervisors.map((h) => h.initiator).join(', ')}`,
+    ...(r.chapUser ? [`CHAP user ${r.chapUser}`] : []),
+  ];
   return [
     {
       id: 'daemon',
+      host,
       title: `start the ${s.backendName} target daemon on ${host}`,
       check: async () => s.running,
       apply: () => s.backend.ensureRunning(),
     },
     {
+      // First, so that from another machine (or after this one's state is lost) the export is known before its target is.
+      id: 'storage-record',
+      host,
+      title: `record the export in ${recordPath(x.hostRecordDir, r.name)} on ${host}`,
+      check: async () => sameRecord(s.record, r, { withoutAttachments: true }),
+      apply: async () => void (await writeRecord(s.runner, x.hostRecordDir, r)),
+      undo: () => removeRecord(s.runner, x.hostRecordDir, r.name),
+    },
+    {
       id: 'target',
+      host,
       title: `create target ${r.target} on ${host}: ${what.join(', ')}`,
       check: async () => x.target !== undefined,
       apply: async () => {
-        if (r.chapUser && x.chapSecret === undefined) throw new ValidationError(`the CHAP secret for ${r.target} is unknown; unexport ${r.name} and export it again`, 'chap');
+        if (r.chapUser && x.chapSecret === undefined) throw new ValidationError(missingSecret(r), 'chap');
         // The image was checked a moment ago, when the export was resolved.
         await s.backend.create(targetSpec(x), { images: [s.image] });
       },
       undo: () => deleteTargetStep(s.backend, r, { force: true, waitMs: 5_000 }).apply(),
     },
-    {
-      id: 'storage-record',
-      title: `record the export in ${recordPath(x.hostRecordDir, r.name)} on ${host}`,
-      check: async () => sameRecord(s.record, hostRecord),
-      apply: async () => void (await writeRecord(s.runner, x.hostRecordDir, hostRecord)),
-      undo: () => removeRecord(s.runner, x.hostRecordDir, r.name),
-    },
   ];
 }
 
-function secretStep(virsh: Virsh, x: ResolvedExport): WorkflowStep {
+/** What one hypervisor gets: its CHAP secret, what the mode makes, the disk where the domain is. */
+function hypervisorSteps(x: ResolvedExport, h: HypervisorSide, o: Pick<ExportOptions, 'waitTimeoutMs' | 'signal'>, journal: Journal | undefined, done: (a: Attachment) => void): WorkflowStep[] {
   const r = x.record;
-  const usage = r.secretUsage!;
-  let created: string | undefined;
-  return {
-    id: 'secret',
-    title: `define libvirt secret ${usage} holding the CHAP secret of ${r.chapUser}`,
-    check: async () => !x.chapSecretIsNew && (await virsh.secretByUsage(usage)) !== undefined,
-    async apply() {
-      const secret = x.chapSecret;
-      if (secret === undefined) throw new ValidationError(`the CHAP secret of ${r.target} cannot be read back from its target; unexport ${r.name} and export it again`, 'chap');
-      const existing = await virsh.secretByUsage(usage);
-      const uuid = existing?.uuid ?? (await virsh.secretDefine({ ...iscsiChapSecret({ usage, description: secretDescription(r.name) }), uuid: randomUUID() }));
-      if (!existing) created = uuid;
-      await virsh.secretSetValue(uuid, secret);
-    },
-    async undo() {
-      if (created) await virsh.secretUndefine(created);
-    },
-  };
-}
-
-/** The steps of an export whose every input is resolved. `done` receives the attachment. */
-export function exportSteps(x: ResolvedExport, o: Pick<ExportOptions, 'waitTimeoutMs'>, done: (a: Attachment) => void): WorkflowStep[] {
-  const r = x.record;
-  const virsh = x.hypervisor.virsh;
-  const wait = { timeoutMs: o.waitTimeoutMs ?? 30_000 };
-  const slot: SourceSlot = {};
-  const steps = storageSteps(x);
-  if (r.secretUsage) steps.push(secretStep(virsh, x));
-  if (r.mode === 'pool' || r.mode === 'direct') {
-    const existing = x.hypervisor.facts.pools.find((p) => p.name === r.pool);
-    steps.push(...poolSteps(virsh, r, x.portal, existing, slot, wait));
+  const mode = x.mode;
+  const steps: WorkflowStep[] = [];
+  const usage = recordSecretUsage(r);
+  if (usage && r.chapUser) {
+    const user = r.chapUser;
+    steps.push({
+      ...secretStep(h.virsh, { usage, description: secretDescription(r.name), user, value: () => x.chapSecret, missing: missingSecret(r), replace: x.chapSecretIsNew }),
+      id: 'secret',
+    });
   }
-  else if (r.mode === 'block') steps.push(...loginSteps(new Iscsiadm(x.hypervisor.runner), r, x.portal, x.chapSecret, slot, wait));
-  else slot.source = networkSource(r, x.portal);
-
-  let attachment: Attachment | undefined;
-  // A second run finds the disk in place: the controller the first run added stays its to remove.
-  const added = x.localRecord?.attachment?.controller;
-  const disk = attachDisk(
-    virsh,
-    x.hypervisor.facts.view,
-    () => {
+  const slot: SourceSlot = {};
+  const chap = r.chapUser && mode.chapIn === 'node-record'
+    ? (): ChapCredentials => {
+        if (x.chapSecret === undefined) throw new ValidationError(missingSecret(r), 'chap');
+        return { user: r.chapUser!, secret: x.chapSecret };
+      }
+    : undefined;
+  const known = h.facts.pools.find((p) => p.name === recordPool(r)) ?? null;
+  const wait = { timeoutMs: o.waitTimeoutMs ?? 30_000, ...(o.signal ? { signal: o.signal } : {}) };
+  for (const s of mode.visible({ record: r, virsh: h.virsh, portal: h.portal, initiator: h.initiator, knownPool: known, ...(chap ? { chap } : {}), wait, slot })) {
+    steps.push({ ...s, id: s.id ?? 'step' });
+  }
+  const view = h.facts.view;
+  if (!view) return steps; // not defined here: ready for the VM to come (migration), nothing to attach
+  // A second run finds the disk in place: a controller an earlier run added stays its to remove.
+  const added = h.prior?.attachment?.controller ?? x.journal?.pieces.find((p) => p.kind === 'controller' && p.host === h.uri)?.flags;
+  const step = attachStep(h.virsh, {
+    view,
+    request: () => {
       if (!slot.source) throw new Error('the LUN was not made visible before the attach step');
       return { domain: r.vm, source: slot.source, cdrom: r.cdrom, readonly: r.readonly, mark: markOf(r), serial: r.serial, ...(r.persist ? {} : { flags: 'live' as const }) };
     },
-    (a) => {
-      attachment = added && !a.controller ? { ...a, controller: added } : a;
-      done(attachment);
-    },
-  );
-  steps.push({ id: 'attach', title: `give domain ${r.vm} the LUN as a ${r.cdrom ? 'read-only cdrom' : r.readonly ? 'read-only disk' : 'disk'}${r.persist ? '' : ' (live only)'}`, ...disk });
-  const full = (): ExportRecord => ({ ...r, ...(attachment ? { attachment } : {}) });
+    done: (a) => done(added && !a.controller ? { ...a, controller: added } : a),
+    onController: async (flags, when) => journal?.piece({ kind: 'controller', host: h.uri, vm: r.vm, flags }, when),
+    title: `give domain ${r.vm}${x.hypervisors.length > 1 ? ` on ${h.uri}` : ''} the LUN as a ${r.cdrom ? 'read-only cdrom' : r.readonly ? 'read-only disk' : 'disk'}${r.persist ? '' : ' (live only)'}`,
+  });
+  steps.push({ ...step, id: 'attach' });
+  return steps;
+}
+
+/** The steps of an export whose every input is resolved. `parts` receives each hypervisor's part, attachment included. */
+export function exportSteps(x: ResolvedExport, o: Pick<ExportOptions, 'waitTimeoutMs' | 'signal'>, journal?: Journal): { steps: WorkflowStep[]; record: () => ExportRecord } {
+  const r = x.record;
+  const attachments = new Map<string, Attachment>();
+  const steps = storageSteps(x);
+  for (const h of x.hypervisors) steps.push(...hypervisorSteps(x, h, o, journal, (a) => attachments.set(h.uri, a)));
+  const full = (): ExportRecord => ({
+    ...r,
+    hypervisors: r.hypervisors.map((p): HypervisorPart => {
+      const a = attachments.get(p.uri);
+      return a ? { ...p, attachment: a } : p;
+    }),
+  });
   steps.push({
     id: 'local-record',
+    host: 'local',
     title: `record the export in ${recordPath(x.stateDir, r.name)}`,
     check: async () => sameRecord(x.localRecord, full()),
     apply: async () => void (await writeRecord(x.local, x.stateDir, full())),
     undo: () => removeRecord(x.local, x.stateDir, r.name),
   });
-  return steps;
+  return { steps, record: full };
 }
 
 /** Each step's apply first calls the test hook with the step's id. */
@@ -168,17 +181,32 @@ export function withHooks(steps: WorkflowStep[], hooks: WorkflowHooks | undefine
 
 /**
  * Exports `o.image` to `o.vm`: resolves everything first (nothing changes when that
- * fails), then runs the plan. Under a dry-run Session every change is only recorded.
+ * fails), then runs the plan, journaled. Under a dry-run Session every change is only
+ * recorded (and nothing is journaled).
  */
 export async function exportImage(session: Session, o: ExportOptions): Promise<ExportResult> {
   const x = await resolveExport(session, o);
-  if (!x.record.persist && x.hypervisor.facts.view.live === undefined) {
+  if (!x.record.persist && !x.hypervisors.some((h) => h.facts.view?.live)) {
     throw new ValidationError(`domain ${JSON.stringify(x.record.vm)} is not running; --no-persist attaches to a running domain only`, 'vm');
   }
-  let attachment: Attachment | undefined;
-  const steps = withHooks(exportSteps(x, o, (a) => (attachment = a)), o.hooks);
+  const undo = undoCommand(x.record, o.hostRecordDir);
+  const journal = x.dryRun ? undefined : await Journal.begin(x.stateDir, x.record);
+  o.setLeftHint?.(() => `what the export made so far may be left: "${undo}" removes it`);
+  const plan = exportSteps(x, o, journal);
+  const steps = withHooks(plan.steps, o.hooks);
   o.onPlan?.(steps);
-  const result = await runPlan(steps, { signal: o.signal, onEvent: o.onEvent });
-  const record: ExportRecord = { ...x.record, ...(attachment ? { attachment } : {}) };
-  return { record, applied: result.applied, skipped: result.skipped, dryRun: x.dryRun, undo: undoCommand(record, o.hostRecordDir) };
+  let result;
+  try {
+    result = await runPlan(steps, { signal: o.signal, onEvent: o.onEvent, ...(journal ? { journal } : {}) });
+  } catch (e) {
+    // Rolled back (or not all of it: then the journal stays, for unexport).
+    if (journal && !isRollbackLeftover(e)) await journal.end('rolled-back');
+    throw e;
+  }
+  await journal?.end('done');
+  return { record: plan.record(), applied: result.applied, skipped: result.skipped, dryRun: x.dryRun, undo };
+}
+
+function isRollbackLeftover(e: unknown): boolean {
+  return e instanceof Error && e.name === 'RollbackError';
 }

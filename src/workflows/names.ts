@@ -71,7 +71,7 @@ export function generatedInitiator(hostname: string, machineId: string | undefin
   return parseIscsiName(`iqn.2024-01.dev.virt-iscsi:initiator.${label}.${hash}`, 'generated initiator name');
 }
 
-/** A SCSI serial for the LUN: what the hypervisor checks it got (pitfall 7). */
+/** A SCSI serial for the LUN: what the hypervisor checks it got (a reused LUN number can show a stale device). */
 export function newSerial(): string {
   return `VI${randomBytes(6).toString('hex').toUpperCase()}`;
 }

@@ -1,39 +1,17 @@
-// Read-only facts about a host that decide how an export is done: its name, and on the
-// hypervisor whether open-iscsi can log in (iscsiadm + the iscsi_tcp module), whether
-// libvirt has the iscsi-direct pool backend, and the initiator name it would log in with.
-import { readView } from '../hypervisor/disks.js';
-import { INITIATOR_NAME_FILE } from '../hypervisor/iscsiadm.js';
-import { parseInitiatorName } from '../hypervisor/iscsiadm-parse.js';
+// Read-only facts about a hypervisor that decide how an export is done there: the domain's
+// configurations (when it is defined there), its pools, whether open-iscsi can log in,
+// whether libvirt has the iscsi-direct pool backend, the initiator name it would log in
+// with. Asked through the drivers (virsh, hypervisor/host.ts), all at once.
+import { viewIfThere } from '../hypervisor/disk-steps.js';
+import { hasProgram, hostName, initiatorName, kernelModule, machineId, type ModuleState } from '../hypervisor/host.js';
 import type { DomainView } from '../hypervisor/placement.js';
 import { VirshError } from '../hypervisor/virsh-errors.js';
 import type { PoolListEntry } from '../hypervisor/virsh-parse.js';
 import type { Virsh } from '../hypervisor/virsh.js';
-import { parseIscsiName } from '../names/iscsi-name.js';
-import type { Runner } from '../runner/types.js';
 import { attr, child, children, parseXml } from '../xml/codec.js';
-import type { ExportMode } from './records.js';
+import type { ModeEntry } from './modes.js';
 
-const names = new WeakMap<Runner, Promise<string>>();
-
-/**
- * `hostname -f` (e.g. "stor1.example.com"), else `uname -n` when the name does not resolve.
- * Asked once per Runner: storage host and hypervisor are often the same one.
- */
-export function hostName(runner: Runner): Promise<string> {
-  let name = names.get(runner);
-  if (!name) {
-    name = askHostName(runner);
-    names.set(runner, name);
-  }
-  return name;
-}
-
-async function askHostName(runner: Runner): Promise<string> {
-  const full = await runner.run(['hostname', '-f'], { query: true });
-  if (full.exitCode === 0 && full.stdout.trim() !== '') return full.stdout.trim();
-  const short = await runner.run(['uname', '-n'], { query: true });
-  return short.stdout.trim() || 'localhost';
-}
+export { hostName, viewIfThere };
 
 /**
  * `virsh pool-capabilities` (libvirt >= 5.2), e.g.
@@ -52,33 +30,22 @@ export function parsePoolCapabilities(xml: string): string[] {
     .flatMap((p) => attr(p, 'type') ?? []);
 }
 
-export type IscsiTcp = 'loaded' | 'loadable' | 'missing';
+export type IscsiTcp = ModuleState;
 
 export interface HypervisorFacts {
-  /** The domain's running and persistent configurations. */
-  view: DomainView;
+  /** The domain's running and persistent configurations; undefined when it is not defined on this host. */
+  view?: DomainView;
   /** Every pool libvirt has, as the export started. */
   pools: PoolListEntry[];
-  /** open-iscsi's iscsiadm is installed (not asked when the mode needs no login: false). */
+  /** open-iscsi's iscsiadm is installed (not asked when no candidate mode logs in: false). */
   iscsiadm: boolean;
   iscsiTcp: IscsiTcp;
-  /** libvirt can run iscsi-direct pools (asked only when that is the mode, or a candidate). */
+  /** libvirt can run iscsi-direct pools (asked only when a candidate mode needs it). */
   iscsiDirect: boolean;
   /** From /etc/iscsi/initiatorname.iscsi, when the file is there. */
   initiatorName?: string;
   hostname: string;
   machineId?: string;
-}
-
-/** Exit 127: no such program. Anything else means it is installed. */
-async function installed(runner: Runner, argv: string[]): Promise<boolean> {
-  return (await runner.run(argv, { query: true })).exitCode !== 127;
-}
-
-/** Loaded (/sys/module/iscsi_tcp), or loadable (`modprobe -n -q` finds it), or neither. */
-async function iscsiTcp(runner: Runner): Promise<IscsiTcp> {
-  if ((await runner.run(['test', '-d', '/sys/module/iscsi_tcp'], { query: true })).exitCode === 0) return 'loaded';
-  return (await runner.run(['modprobe', '--dry-run', '--quiet', 'iscsi_tcp'], { query: true })).exitCode === 0 ? 'loadable' : 'missing';
 }
 
 async function poolTypes(virsh: Virsh): Promise<string[]> {
@@ -91,53 +58,33 @@ async function poolTypes(virsh: Virsh): Promise<string[]> {
   }
 }
 
-async function initiatorName(runner: Runner): Promise<string | undefined> {
-  const text = await runner.readFile(INITIATOR_NAME_FILE);
-  const name = text === undefined ? undefined : parseInitiatorName(text);
-  return name === undefined ? undefined : parseIscsiName(name, `InitiatorName in ${INITIATOR_NAME_FILE} on ${runner.host}`);
-}
-
-/** Can open-iscsi log in; then, only when that decides nothing, can libvirt run iscsi-direct pools. */
-async function loginWays(virsh: Virsh, mode: ExportMode | undefined): Promise<Pick<HypervisorFacts, 'iscsiadm' | 'iscsiTcp' | 'iscsiDirect'>> {
-  const runner = virsh.runner;
-  const login = mode === undefined || mode === 'pool' || mode === 'block';
-  // With no mode asked for, libvirt's pool types are asked along with the login probes.
-  const types = mode === 'direct' || mode === undefined ? poolTypes(virsh) : Promise.resolve([]);
-  types.catch(() => undefined);
-  const [iscsiadm, tcp] = login ? await Promise.all([installed(runner, ['iscsiadm', '--version']), iscsiTcp(runner)]) : [false, 'missing' as const];
-  const direct = mode === 'direct' || (mode === undefined && !(iscsiadm && tcp !== 'missing'));
-  return { iscsiadm, iscsiTcp: tcp, iscsiDirect: direct && (await types).includes('iscsi-direct') };
-}
-
 /**
- * Every fact at once: the queries are independent, so they run in parallel. `mode`: the
- * mode asked for, so that only what it needs is probed (undefined: every mode is a candidate).
+ * Every fact at once: the queries are independent, so they run in parallel. `candidates`:
+ * the modes that may be used (the one asked for, or every automatic one), so only what
+ * they need is probed.
  */
-export async function probeHypervisor(virsh: Virsh, domain: string, mode?: ExportMode): Promise<HypervisorFacts> {
+export async function probeHypervisor(virsh: Virsh, domain: string, candidates: readonly ModeEntry[]): Promise<HypervisorFacts> {
   const runner = virsh.runner;
-  const [view, pools, ways, initiator, hostname, machineId] = await Promise.all([
-    readView(virsh, domain),
+  const login = candidates.some((m) => m.hostLogin);
+  const direct = candidates.some((m) => m.pool === 'iscsi-direct');
+  // Asked along with the rest, but only waited for (and its failure only counts) when no
+  // candidate that logs in can be used: then iscsi-direct decides.
+  const types = direct ? poolTypes(virsh) : Promise.resolve([]);
+  types.catch(() => undefined);
+  const [view, pools, iscsiadm, tcp, initiator, hostname, id] = await Promise.all([
+    viewIfThere(virsh, domain),
     virsh.poolList(),
-    loginWays(virsh, mode),
+    login ? hasProgram(runner, ['iscsiadm', '--version']) : Promise.resolve(false),
+    login ? kernelModule(runner, 'iscsi_tcp') : Promise.resolve('missing' as const),
     initiatorName(runner),
     hostName(runner),
-    runner.readFile('/etc/machine-id'),
+    machineId(runner),
   ]);
-  const facts: HypervisorFacts = { view, pools, ...ways, hostname };
+  const loginWorks = iscsiadm && tcp !== 'missing';
+  const needDirect = direct && !(login && loginWorks);
+  const facts: HypervisorFacts = { pools, iscsiadm, iscsiTcp: tcp, iscsiDirect: needDirect ? (await types).includes('iscsi-direct') : false, hostname };
+  if (view) facts.view = view;
   if (initiator !== undefined) facts.initiatorName = initiator;
-  if (machineId !== undefined) facts.machineId = machineId.trim();
+  if (id !== undefined) facts.machineId = id;
   return facts;
-}
-
-/** The host's open-iscsi can log in: what `pool` and `block` need. */
-export const canLogIn = (f: HypervisorFacts): boolean => f.iscsiadm && f.iscsiTcp !== 'missing';
-
-/**
- * The best mode the hypervisor can do: an iscsi pool when open-iscsi can log in, else an
- * iscsi-direct pool, else a network disk (QEMU logs in itself).
- */
-export function chooseMode(f: HypervisorFacts): ExportMode {
-  if (canLogIn(f)) return 'pool';
-  if (f.iscsiDirect) return 'direct';
-  return 'network';
 }

@@ -1,15 +1,28 @@
 // What an export leaves behind to find itself again: a JSON record per export on the
 // machine that ran the command (XDG state dir) and one on the storage host, so `status`
 // and `unexport` work from another machine, or after the local state is lost. Records
-// hold names, never a secret. Both are written through a Runner (atomically, 0600), so
-// a dry run prints them instead of writing.
+// hold names, never a secret, and are written atomically, 0600, through a Runner (a dry
+// run prints them instead).
+//
+// A record is data, never code: one read back (perhaps from another host, whose root may
+// not be ours) is checked value by value with the checks its flags had, and the names of
+// what it points at must be the ones its export name gives, so a record cannot send
+// teardown after a pool, secret, program or URI it did not make.
 import { homedir } from 'node:os';
 import { isAbsolute, posix } from 'node:path';
 import { ValidationError } from '../errors.js';
+import type { Attachment } from '../hypervisor/disk-steps.js';
+import { checkLibvirtUri } from '../hypervisor/libvirt-uri.js';
+import { parseIscsiName, toIqnIdentifier } from '../names/iscsi-name.js';
+import { formatPortal, parsePortal } from '../names/portal.js';
+import { checkAbsolutePath, checkDomainName } from '../names/values.js';
 import { commandError, runChecked } from '../runner/check.js';
+import { parseHostUri } from '../runner/host-uri.js';
 import type { Runner } from '../runner/types.js';
 import { BACKEND_NAMES, type BackendName } from '../storage/backends.js';
-import { checkExportName } from './names.js';
+import { checkExportName, chapUser, poolName, secretUsage } from './names.js';
+
+export type { Attachment };
 
 export const EXPORT_MODES = ['pool', 'direct', 'network', 'block'] as const;
 export type ExportMode = (typeof EXPORT_MODES)[number];
@@ -17,32 +30,29 @@ export type ExportMode = (typeof EXPORT_MODES)[number];
 /** Where the storage host keeps its export records. */
 export const DEFAULT_HOST_RECORD_DIR = '/var/lib/virt-iscsi/exports';
 
-/** How the disk sits in the domain; known once it is attached (the local record has it). */
-export interface Attachment {
-  dev: string;
-  bus: string;
-  device: 'disk' | 'cdrom';
-  /** Media put into a cdrom drive the domain already had (the drive stays when unexported). */
-  media: boolean;
-  live: boolean;
-  config: boolean;
-  /** A virtio-scsi controller was added for it (removed with it when nothing else uses it). */
-  controller?: { live: boolean; config: boolean };
+export const RECORD_VERSION = 2;
+
+/** One hypervisor of an export: how it is reached, the initiator it logs in as, where the disk is in the domain there. */
+export interface HypervisorPart {
+  /** Host URI, as given to export (relative to the machine that ran it). */
+  uri: string;
+  /** libvirt URI there. */
+  connect: string;
+  initiator: string;
+  /** Known once attached, and only where the domain is defined (the local record has it). */
+  attachment?: Attachment;
 }
 
-export interface ExportRecord {
-  version: 1;
+interface RecordBase {
+  version: typeof RECORD_VERSION;
   name: string;
   /** Absolute path on the storage host. */
   image: string;
   sizeBytes: number;
   cdrom: boolean;
   readonly: boolean;
-  /** Host URIs as given to export (relative to the machine that ran it). */
+  /** Host URI of the storage host (relative to the machine that ran export). */
   storage: string;
-  hypervisor: string;
-  /** libvirt URI on the hypervisor. */
-  connect: string;
   backend: BackendName;
   /** What reaches the same target daemon again (a private tgtd's control port, its conf dir). */
   backendOptions: { controlPort?: number; confDir?: string };
@@ -51,19 +61,30 @@ export interface ExportRecord {
   serial: string;
   /** The CHAP user when CHAP is on; the secret lives only in the backend and libvirt. */
   chapUser?: string;
-  /** HOST:PORT the hypervisor dials. */
+  /** HOST:PORT the hypervisors dial. */
   portal: string;
-  mode: ExportMode;
-  initiator: string;
-  pool?: string;
-  secretUsage?: string;
   vm: string;
   persist: boolean;
-  attachment?: Attachment;
+  /** Every hypervisor the export serves, the first one the one it was made for. */
+  hypervisors: HypervisorPart[];
   /** The stack (`apply -f`) that declared this export: apply removes it once no longer declared. */
   stack?: string;
   createdAt: string;
 }
+
+/** The fields each mode adds (the modes table, modes.ts, says what each mode does with them). */
+export type ModeFields =
+  | { mode: 'pool'; pool: string; secretUsage?: string }
+  | { mode: 'direct'; pool: string; secretUsage?: string }
+  | { mode: 'network'; secretUsage?: string }
+  | { mode: 'block' };
+
+export type ExportRecord = RecordBase & ModeFields;
+
+/** The libvirt pool of the export, in the modes that have one. */
+export const recordPool = (r: ExportRecord): string | undefined => ('pool' in r ? r.pool : undefined);
+/** The libvirt secret holding its CHAP password, in the modes that keep it there. */
+export const recordSecretUsage = (r: ExportRecord): string | undefined => ('secretUsage' in r ? r.secretUsage : undefined);
 
 /** $XDG_STATE_HOME/virt-iscsi/exports, default ~/.local/state/virt-iscsi/exports. */
 export function localStateDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -73,31 +94,136 @@ export function localStateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export const recordPath = (dir: string, name: string): string => posix.join(dir, `${name}.json`);
 
-const fail = (file: string, why: string): never => {
-  throw new ValidationError(`export record ${file} ${why}; move it away, or fix it`, 'record');
-};
+const SERIAL = /^[A-Za-z0-9]{1,32}$/;
+const DEVS = /^(?:sd|vd|hd|xvd)[a-z]{1,3}$/;
+const BUSES = ['scsi', 'virtio', 'sata', 'ide', 'usb', 'fdc', 'xen'];
+const STACK = /^[a-z0-9][a-z0-9.-]{0,63}$/;
 
-/** Reads a record's JSON back, checking what teardown relies on. */
+/** Reads a record's JSON back, checking every value as the flag that gave it was checked. */
 export function parseRecord(file: string, text: string): ExportRecord {
-  let r: Partial<ExportRecord>;
+  const fail = (why: string): never => {
+    throw new ValidationError(`export record ${file} ${why}; move it away, or fix it`, 'record');
+  };
+  let raw: unknown;
   try {
-    r = JSON.parse(text) as Partial<ExportRecord>;
+    raw = JSON.parse(text);
   } catch (e) {
-    return fail(file, `is not JSON (${(e as Error).message})`);
+    return fail(`is not JSON (${(e as Error).message})`);
   }
-  if (typeof r !== 'object' || r === null || r.version !== 1) return fail(file, 'is not a version 1 virt-iscsi export record');
-  for (const key of ['name', 'image', 'storage', 'hypervisor', 'connect', 'target', 'serial', 'portal', 'initiator', 'vm', 'createdAt'] as const) {
-    if (typeof r[key] !== 'string' || r[key] === '') fail(file, `has no ${key}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('is not a virt-iscsi export record');
+  const r = raw as Record<string, unknown>;
+  if (r.version === 1) return parseRecord(file, JSON.stringify(upgradeV1(r)));
+  if (r.version !== RECORD_VERSION) return fail(`has version ${JSON.stringify(r.version)}, not ${RECORD_VERSION} (written by another virt-iscsi)`);
+  const str = (key: string): string => {
+    const v = r[key];
+    if (typeof v !== 'string' || v === '') fail(`has no ${key}`);
+    return v as string;
+  };
+  const bool = (key: string): boolean => (typeof r[key] === 'boolean' ? (r[key] as boolean) : fail(`has no ${key} (true or false)`));
+  const checked = <T>(key: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (e) {
+      return fail(`has a bad ${key}: ${(e as Error).message}`);
+    }
+  };
+  const name = checked('name', () => checkExportName(str('name')));
+  const mode = str('mode');
+  if (!(EXPORT_MODES as readonly string[]).includes(mode)) fail(`has mode ${JSON.stringify(mode)}, not one of ${EXPORT_MODES.join(', ')}`);
+  const backend = str('backend');
+  if (!(BACKEND_NAMES as readonly string[]).includes(backend)) fail(`has backend ${JSON.stringify(backend)}`);
+  const lun = r.lun;
+  if (!Number.isInteger(lun) || (lun as number) < 1 || (lun as number) > 16383) fail('has no LUN number (1 to 16383)');
+  const sizeBytes = r.sizeBytes;
+  if (!Number.isSafeInteger(sizeBytes) || (sizeBytes as number) < 0) fail('has no size');
+  const serial = str('serial');
+  if (!SERIAL.test(serial)) fail(`has serial ${JSON.stringify(serial)}, not 1 to 32 letters and digits`);
+  const createdAt = str('createdAt');
+  if (Number.isNaN(Date.parse(createdAt))) fail(`has createdAt ${JSON.stringify(createdAt)}, not a date`);
+  const bo = (r.backendOptions ?? {}) as Record<string, unknown>;
+  if (typeof bo !== 'object' || Array.isArray(bo)) fail('has bad backendOptions');
+  const backendOptions: RecordBase['backendOptions'] = {};
+  if (bo.controlPort !== undefined) {
+    if (!Number.isInteger(bo.controlPort) || (bo.controlPort as number) < 0 || (bo.controlPort as number) > 32767) fail('has a bad backendOptions.controlPort');
+    backendOptions.controlPort = bo.controlPort as number;
   }
-  if (!(EXPORT_MODES as readonly string[]).includes(r.mode as string)) fail(file, `has mode ${JSON.stringify(r.mode)}, not one of ${EXPORT_MODES.join(', ')}`);
-  if (!(BACKEND_NAMES as readonly string[]).includes(r.backend as string)) fail(file, `has backend ${JSON.stringify(r.backend)}`);
-  if (!Number.isInteger(r.lun)) fail(file, 'has no LUN number');
-  try {
-    checkExportName(r.name!);
-  } catch {
-    fail(file, `names an invalid export ${JSON.stringify(r.name)}`);
+  if (bo.confDir !== undefined) backendOptions.confDir = checked('backendOptions.confDir', () => checkAbsolutePath('conf dir', bo.confDir as string));
+  const chap = r.chapUser === undefined ? undefined : str('chapUser');
+  if (chap !== undefined && chap !== chapUser(name)) fail(`names CHAP user ${JSON.stringify(chap)}, not ${chapUser(name)}`);
+  if (!Array.isArray(r.hypervisors) || r.hypervisors.length === 0) fail('names no hypervisor');
+  const hypervisors = (r.hypervisors as unknown[]).map((h, i): HypervisorPart => {
+    if (typeof h !== 'object' || h === null) return fail(`has a bad hypervisors[${i}]`);
+    const x = h as Record<string, unknown>;
+    const part: HypervisorPart = {
+      uri: checked(`hypervisors[${i}].uri`, () => (parseHostUri(x.uri as string), x.uri as string)),
+      connect: checked(`hypervisors[${i}].connect`, () => checkLibvirtUri(x.connect as string)),
+      initiator: checked(`hypervisors[${i}].initiator`, () => parseIscsiName(x.initiator as string, 'initiator')),
+    };
+    if (x.attachment !== undefined) part.attachment = checked(`hypervisors[${i}].attachment`, () => checkAttachment(x.attachment));
+    return part;
+  });
+  const stack = r.stack === undefined ? undefined : str('stack');
+  if (stack !== undefined && !STACK.test(stack)) fail(`names stack ${JSON.stringify(stack)}`);
+  const base: RecordBase = {
+    version: RECORD_VERSION,
+    name,
+    image: checked('image', () => checkAbsolutePath('image', str('image'))),
+    sizeBytes: sizeBytes as number,
+    cdrom: bool('cdrom'),
+    readonly: bool('readonly'),
+    storage: checked('storage', () => (parseHostUri(str('storage')), str('storage'))),
+    backend: backend as BackendName,
+    backendOptions,
+    target: checked('target', () => parseIscsiName(str('target'), 'target')),
+    lun: lun as number,
+    serial,
+    ...(chap !== undefined ? { chapUser: chap } : {}),
+    portal: checked('portal', () => formatPortal(parsePortal(str('portal')))),
+    vm: checked('vm', () => checkDomainName(str('vm'))),
+    persist: bool('persist'),
+    hypervisors,
+    ...(stack !== undefined ? { stack } : {}),
+    createdAt,
+  };
+  // The pieces a record names are the ones its export name gives: never a target, pool or secret of someone else's.
+  if (!base.target.endsWith(`:${toIqnIdentifier(name)}`)) fail(`names target ${JSON.stringify(base.target)}, which is not one export ${name} makes (…:${toIqnIdentifier(name)})`);
+  const pool = r.pool === undefined ? undefined : str('pool');
+  const usage = r.secretUsage === undefined ? undefined : str('secretUsage');
+  if (pool !== undefined && pool !== poolName(name)) fail(`names pool ${JSON.stringify(pool)}, not ${poolName(name)}`);
+  if (usage !== undefined && usage !== secretUsage(name)) fail(`names libvirt secret ${JSON.stringify(usage)}, not ${secretUsage(name)}`);
+  const secret = usage !== undefined ? { secretUsage: usage } : {};
+  switch (mode as ExportMode) {
+    case 'pool':
+    case 'direct':
+      if (pool === undefined) fail(`has mode ${mode} but no pool`);
+      return { ...base, mode: mode as 'pool' | 'direct', pool: pool!, ...secret };
+    case 'network':
+      return { ...base, mode: 'network', ...secret };
+    case 'block':
+      return { ...base, mode: 'block' };
   }
-  return r as ExportRecord;
+}
+
+function checkAttachment(a: unknown): Attachment {
+  const x = a as Record<string, unknown>;
+  if (typeof x !== 'object' || x === null) throw new Error('not an object');
+  if (typeof x.dev !== 'string' || !DEVS.test(x.dev)) throw new Error(`dev ${JSON.stringify(x.dev)}`);
+  if (typeof x.bus !== 'string' || !BUSES.includes(x.bus)) throw new Error(`bus ${JSON.stringify(x.bus)}`);
+  if (x.device !== 'disk' && x.device !== 'cdrom') throw new Error(`device ${JSON.stringify(x.device)}`);
+  for (const k of ['media', 'live', 'config'] as const) if (typeof x[k] !== 'boolean') throw new Error(`${k} is not true or false`);
+  const out: Attachment = { dev: x.dev, bus: x.bus, device: x.device, media: x.media as boolean, live: x.live as boolean, config: x.config as boolean };
+  const c = x.controller as Record<string, unknown> | undefined;
+  if (c !== undefined) {
+    if (typeof c !== 'object' || c === null || typeof c.live !== 'boolean' || typeof c.config !== 'boolean') throw new Error('controller');
+    out.controller = { live: c.live, config: c.config };
+  }
+  return out;
+}
+
+/** A round-1 record: one hypervisor, at the top level. */
+function upgradeV1(r: Record<string, unknown>): Record<string, unknown> {
+  const { hypervisor, connect, initiator, attachment, ...rest } = r;
+  return { ...rest, version: RECORD_VERSION, hypervisors: [{ uri: hypervisor, connect, initiator, ...(attachment !== undefined ? { attachment } : {}) }] };
 }
 
 /** The record, or undefined when there is none. */
@@ -107,22 +233,35 @@ export async function readRecord(runner: Runner, dir: string, name: string): Pro
   return text === undefined ? undefined : parseRecord(file, text);
 }
 
+export interface RecordListing {
+  records: ExportRecord[];
+  /** Files that are not good records: reported, never used, never in the way of the others. */
+  unreadable: Array<{ file: string; error: string }>;
+}
+
 /**
  * Every record in `dir`. `find DIR -maxdepth 1 -type f -name '*.json'` prints one path a
- * line; a missing directory (exit 1, "No such file or directory") holds none.
+ * line; a missing directory (exit 1, "No such file or directory") holds none. The files
+ * are read at once (one round trip each over SSH, in parallel).
  */
-export async function listRecords(runner: Runner, dir: string): Promise<ExportRecord[]> {
+export async function listRecords(runner: Runner, dir: string): Promise<RecordListing> {
   const argv = ['find', dir, '-maxdepth', '1', '-type', 'f', '-name', '*.json'];
   const r = await runner.run(argv, { query: true });
   if (r.exitCode !== 0) {
-    if (/No such file or directory/.test(r.stderr)) return [];
+    if (/No such file or directory/.test(r.stderr)) return { records: [], unreadable: [] };
     throw commandError(runner, argv, r);
   }
   const files = r.stdout.split('\n').filter(Boolean).sort();
-  const out: ExportRecord[] = [];
-  for (const file of files) {
-    const text = await runner.readFile(file);
-    if (text !== undefined) out.push(parseRecord(file, text));
+  const texts = await Promise.all(files.map((f) => runner.readFile(f)));
+  const out: RecordListing = { records: [], unreadable: [] };
+  for (const [i, file] of files.entries()) {
+    const text = texts[i];
+    if (text === undefined) continue;
+    try {
+      out.records.push(parseRecord(file, text));
+    } catch (e) {
+      out.unreadable.push({ file, error: (e as Error).message });
+    }
   }
   return out;
 }
@@ -140,7 +279,7 @@ export async function writeRecord(runner: Runner, dir: string, record: ExportRec
   const file = recordPath(dir, record.name);
   const write = (): Promise<void> => runner.writeFile(file, renderRecord(record), { mode: 0o600 });
   // A dry run's write cannot fail: the plan shows the mkdir the real run would need.
-  if (runner.dryRun === true && (await runner.run(['test', '-d', dir], { query: true })).exitCode !== 0) await runChecked(runner, ['mkdir', '-p', '-m', '0700', dir]);
+  if (runner.dryRun && (await runner.run(['test', '-d', dir], { query: true })).exitCode !== 0) await runChecked(runner, ['mkdir', '-p', '-m', '0700', dir]);
   try {
     await write();
   } catch (e) {
@@ -156,10 +295,11 @@ export function removeRecord(runner: Runner, dir: string, name: string): Promise
   return runner.removeFile(recordPath(dir, name));
 }
 
-/** Same export, same pieces: everything but when it was written. */
-export function sameRecord(a: ExportRecord | undefined, b: ExportRecord): boolean {
+/** Same export, same pieces: everything but when it was written (and, with `withoutAttachments`, where the disks sit). */
+export function sameRecord(a: ExportRecord | undefined, b: ExportRecord, o: { withoutAttachments?: boolean } = {}): boolean {
   if (!a) return false;
-  const strip = ({ createdAt: _c, ...rest }: ExportRecord): string => JSON.stringify(canonical(rest));
+  const strip = ({ createdAt: _c, ...rest }: ExportRecord): string =>
+    JSON.stringify(canonical(o.withoutAttachments ? { ...rest, hypervisors: rest.hypervisors.map(({ attachment: _a, ...h }) => h) } : rest));
   return strip(a) === strip(b);
 }
 

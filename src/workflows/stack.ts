@@ -150,8 +150,8 @@ async function differences(c: Context, r: ExportRecord, s: StackExportSettings):
   cmp('image', r.image, s.image);
   cmp('vm', r.vm, s.vm);
   cmp('storage', r.storage, s.storage);
-  cmp('hypervisor', r.hypervisor, s.hypervisor);
-  cmp('connect', r.connect, s.connect);
+  cmp('hypervisors', r.hypervisors.map((h) => h.uri).join(','), [s.hypervisor].join(','));
+  cmp('connect', r.hypervisors[0]!.connect, s.connect);
   cmp('cdrom', r.cdrom, s.cdrom);
   cmp('readonly', r.readonly, s.readonly);
   cmp('chap', r.chapUser !== undefined, s.chap);
@@ -219,7 +219,7 @@ async function planExport(c: Context, x: StackExport): Promise<Planned> {
 /** Exports recorded (here, or on the stack's storage hosts) as made by this stack, and no longer declared. */
 async function plannedExportRemovals(c: Context, keep: ReadonlySet<string>, defaults: { storage: string; hostRecordDir: string }): Promise<Planned[]> {
   const found = new Map<string, { record: ExportRecord; storage: string; hostRecordDir: string }>();
-  for (const r of await listRecords(c.local, c.stateDir)) {
+  for (const r of (await listRecords(c.local, c.stateDir)).records) {
     if (r.stack === c.spec.name && !keep.has(r.name)) found.set(r.name, { record: r, storage: r.storage, hostRecordDir: defaults.hostRecordDir });
   }
   const places = new Map<string, { storage: string; hostRecordDir: string }>();
@@ -227,7 +227,7 @@ async function plannedExportRemovals(c: Context, keep: ReadonlySet<string>, defa
     places.set(`${p.storage} ${p.hostRecordDir}`, p);
   }
   for (const p of places.values()) {
-    for (const r of await listRecords(await c.session.runner(p.storage), p.hostRecordDir)) {
+    for (const r of (await listRecords(await c.session.runner(p.storage), p.hostRecordDir)).records) {
       if (r.stack === c.spec.name && !keep.has(r.name) && !found.has(r.name)) found.set(r.name, { record: r, ...p });
     }
   }

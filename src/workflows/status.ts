@@ -1,22 +1,30 @@
 // `status`: every export this machine has a record of (and, with --storage, every export
 // that storage host has a record of), each piece looked at where it lives: target, LUN
-// and ACL on the storage host (with the sessions logged in), pool, volume and disk on
-// the hypervisor. A host that cannot be asked makes its pieces "unknown", not a failure.
-import type { Session } from '../runner/session.js';
+// and ACL on the storage host (with the sessions logged in), and on each hypervisor the
+// pool, volume or device, and the disk. A host that cannot be asked makes its pieces
+// "unknown", not a failure; a record that cannot be read is reported beside the others;
+// an export whose run was killed half-way is "interrupted", with the command that cleans it.
+import { ValidationError } from '../errors.js';
+import { Iscsiadm } from '../hypervisor/iscsiadm.js';
 import { Virsh } from '../hypervisor/virsh.js';
-import { byPathFor } from '../names/by-path.js';
+import { sameIqn } from '../names/iscsi-name.js';
 import { parsePortal } from '../names/portal.js';
 import { parseHostUri } from '../runner/host-uri.js';
+import type { Session } from '../runner/session.js';
 import type { SessionInfo, TargetState } from '../storage/backend.js';
 import { createBackend } from '../storage/backends.js';
-import { attachmentOf, findOurs, viewIfThere, type FoundDisk } from './disk.js';
-import { markOf } from './export.js';
-import { DEFAULT_HOST_RECORD_DIR, listRecords, localStateDir, type ExportRecord } from './records.js';
+import { markOf, undoCommand } from './export.js';
+import { listJournals, stillRunning, type JournalState } from './journal.js';
+import { modeOf } from './modes.js';
+import { viewIfThere } from './probe.js';
+import { DEFAULT_HOST_RECORD_DIR, listRecords, localStateDir, recordPool, type ExportRecord } from './records.js';
 import type { RecordDirs } from './types.js';
-import { volumeLun } from './visibility.js';
-import { sameIqn } from '../names/iscsi-name.js';
+import { diskHealth, findOurs, type Health } from './visibility.js';
 
-export type Health = 'ok' | 'missing' | 'inactive' | 'wrong' | 'unknown' | 'n/a';
+export type { Health };
+
+/** The version of the JSON document `status --json` prints: fields may be added, never renamed. */
+export const STATUS_VERSION = 2;
 
 export interface ExportHealth {
   target: Health;
@@ -29,8 +37,28 @@ export interface ExportHealth {
   session: Health;
 }
 
+/** One hypervisor's view of the export. */
+export interface HypervisorStatus {
+  uri: string;
+  initiator: string;
+  /** The domain runs here. */
+  running: boolean;
+  /** The domain is defined here. */
+  defined: boolean;
+  pool: Health;
+  volume: Health;
+  disk: Health;
+  session: Health;
+  dev?: string;
+  device?: 'disk' | 'cdrom';
+  live?: boolean;
+  persistent?: boolean;
+}
+
 export interface ExportStatus {
   name: string;
+  /** ok: every piece there; degraded: some are not; interrupted: a run was killed half-way. */
+  state: 'ok' | 'degraded' | 'interrupted' | 'busy';
   image: string;
   sizeBytes: number;
   storage: string;
@@ -38,12 +66,16 @@ export interface ExportStatus {
   target: string;
   lun: number;
   portal: string;
+  /** The first hypervisor (all of them: `hypervisors`). */
   hypervisor: string;
+  hypervisors: HypervisorStatus[];
+  /** Where the domain runs now, when it does. */
+  runningOn?: string;
   mode: string;
   initiator: string;
   pool?: string;
   vm: string;
-  /** Where the disk is in the domain, when it is there. */
+  /** Where the disk is in the domain (on the hypervisor it runs on, else the first that has it). */
   dev?: string;
   device?: 'disk' | 'cdrom';
   live?: boolean;
@@ -55,14 +87,23 @@ export interface ExportStatus {
   /** Why a piece is not ok, one line each. */
   problems: string[];
   /** Which records know the export. */
-  records: Array<'local' | 'storage'>;
+  records: Array<'local' | 'storage' | 'journal'>;
+  /** For an interrupted export: what to run. */
+  fix?: string;
 }
 
 export interface StatusOptions extends RecordDirs {
   /** Also list the exports this storage host has records of. */
   storage?: string;
-  /** Only these exports. */
+  /** Only these exports: each must be known, or status fails naming it. */
   names?: string[];
+}
+
+export interface StatusReport {
+  statusVersion: typeof STATUS_VERSION;
+  exports: ExportStatus[];
+  /** Record and journal files that could not be read: reported, never used. */
+  unreadable: Array<{ file: string; error: string }>;
 }
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
@@ -78,72 +119,77 @@ async function storageView(session: Session, r: ExportRecord, problems: string[]
   }
 }
 
-interface HypervisorView {
-  pool: Health;
-  volume: Health;
-  disk?: FoundDisk | null;
-  running?: boolean;
-}
-
-async function hypervisorView(session: Session, r: ExportRecord, problems: string[]): Promise<HypervisorView> {
-  const out: HypervisorView = { pool: 'n/a', volume: 'n/a' };
+async function hypervisorView(session: Session, r: ExportRecord, i: number, t: TargetState | null | undefined, problems: string[]): Promise<HypervisorStatus> {
+  const part = r.hypervisors[i]!;
+  const m = modeOf(r);
+  const out: HypervisorStatus = { uri: part.uri, initiator: part.initiator, running: false, defined: false, pool: 'unknown', volume: 'unknown', disk: 'unknown', session: 'unknown' };
   try {
-    const virsh = new Virsh(await session.runner(r.hypervisor), r.connect);
-    const [pool, view] = await Promise.all([r.pool ? virsh.poolInfo(r.pool) : Promise.resolve(undefined), viewIfThere(virsh, r.vm)]);
-    const disk = view ? findOurs(view, markOf(r)) : undefined;
-    out.disk = disk ?? null;
+    const runner = await session.runner(part.uri);
+    const virsh = new Virsh(runner, part.connect);
+    const portal = await new Iscsiadm(runner).resolvePortal(parsePortal(r.portal));
+    const [seen, view] = await Promise.all([m.inspect(virsh, r, portal), viewIfThere(virsh, r.vm)]);
+    out.pool = seen.pool;
+    out.volume = seen.volume;
+    problems.push(...seen.problems);
+    out.defined = view !== undefined;
     out.running = view?.live !== undefined;
-    if (r.pool) {
-      out.pool = pool === undefined ? 'missing' : pool.state === 'running' ? 'ok' : 'inactive';
-      if (out.pool !== 'ok') problems.push(`pool ${r.pool} is ${pool === undefined ? 'not defined' : pool.state}`);
-      out.volume = out.pool === 'ok' ? ((await virsh.volList(r.pool)).some((v) => volumeLun(v.name) === r.lun) ? 'ok' : 'missing') : 'missing';
-      if (out.pool === 'ok' && out.volume !== 'ok') problems.push(`pool ${r.pool} lists no volume for LUN ${r.lun}`);
-    } else if (r.mode === 'block') {
-      const dev = byPathFor(parsePortal(r.portal), r.target, r.lun);
-      out.volume = (await virsh.runner.run(['test', '-b', dev], { query: true })).exitCode === 0 ? 'ok' : 'missing';
-      if (out.volume !== 'ok') problems.push(`${dev} is not there on ${r.hypervisor}`);
-    }
-    if (!disk) problems.push(`domain ${r.vm} does not hold the export's disk`);
+    const d = diskHealth(view ? findOurs(view, markOf(r)) : undefined, out.running);
+    // The disk is expected where the domain is defined.
+    out.disk = view ? d.disk : 'n/a';
+    if (view && d.disk === 'missing') problems.push(`domain ${r.vm} on ${part.uri} does not hold the export's disk`);
+    if (d.disk === 'inactive') problems.push(`the disk is only in the definition of ${r.vm} on ${part.uri}, not in the running domain`);
+    if (d.attachment) Object.assign(out, { dev: d.attachment.dev, device: d.attachment.device, live: d.attachment.live, persistent: d.attachment.config });
   } catch (e) {
-    problems.push(`hypervisor ${r.hypervisor}: ${message(e)}`);
-    out.pool = r.pool ? 'unknown' : 'n/a';
-    out.volume = r.pool || r.mode === 'block' ? 'unknown' : 'n/a';
+    problems.push(`hypervisor ${part.uri}: ${message(e)}`);
+  }
+  // Who logs in: the host's open-iscsi always; QEMU while the VM runs here with the disk.
+  const expected = m.session === 'host' || (out.running && out.disk === 'ok');
+  if (t) {
+    const has = t.sessions.some((s) => sameIqn(s.initiator, part.initiator));
+    out.session = has ? 'ok' : expected ? 'missing' : 'n/a';
+    if (out.session === 'missing') problems.push(`no session from ${part.initiator} (${part.uri}) on ${r.target}`);
+  } else if (t === null) {
+    out.session = expected ? 'missing' : 'n/a';
   }
   return out;
 }
 
-async function statusOf(session: Session, r: ExportRecord, records: Array<'local' | 'storage'>): Promise<ExportStatus> {
+/** The worst of several: missing beats inactive beats unknown beats ok. */
+function worst(hs: Health[]): Health {
+  for (const h of ['missing', 'wrong', 'inactive', 'unknown', 'ok'] as const) if (hs.includes(h)) return h;
+  return 'n/a';
+}
+
+async function statusOf(session: Session, r: ExportRecord, records: ExportStatus['records'], journal: JournalState | undefined, hostRecordDir?: string): Promise<ExportStatus> {
   const problems: string[] = [];
-  const [t, hv] = await Promise.all([storageView(session, r, problems), hypervisorView(session, r, problems)]);
+  const t = await storageView(session, r, problems);
+  const hvs = await Promise.all(r.hypervisors.map((_, i) => hypervisorView(session, r, i, t, problems)));
   const lun = t?.luns.find((l) => l.lun === r.lun);
+  const missingAcl = t ? r.hypervisors.filter((h) => !t.acls.some((a) => sameIqn(a, h.initiator))) : [];
   const health: ExportHealth = {
     target: t === undefined ? 'unknown' : t === null ? 'missing' : 'ok',
     lun: !t ? (t === undefined ? 'unknown' : 'missing') : !lun ? 'missing' : lun.path !== r.image || (lun.serial !== undefined && lun.serial !== r.serial) ? 'wrong' : 'ok',
-    acl: !t ? (t === undefined ? 'unknown' : 'missing') : t.acls.some((a) => sameIqn(a, r.initiator)) ? 'ok' : 'missing',
-    pool: hv.pool,
-    volume: hv.volume,
-    disk: hv.disk === undefined ? 'unknown' : hv.disk === null ? 'missing' : hv.running && !hv.disk.live ? 'inactive' : 'ok',
-    session: 'n/a',
+    acl: !t ? (t === undefined ? 'unknown' : 'missing') : missingAcl.length === 0 ? 'ok' : 'missing',
+    pool: worst(hvs.map((h) => h.pool)),
+    volume: worst(hvs.map((h) => h.volume)),
+    disk: worst(hvs.map((h) => h.disk)),
+    session: worst(hvs.map((h) => h.session)),
   };
   if (t === null) problems.push(`target ${r.target} is not on ${r.storage}`);
   if (health.lun === 'wrong') problems.push(`LUN ${r.lun} serves ${lun!.path} (serial ${lun!.serial ?? 'none'}), not ${r.image} (serial ${r.serial})`);
   if (t && health.lun === 'missing') problems.push(`target ${r.target} has no LUN ${r.lun}`);
-  if (t && health.acl !== 'ok') problems.push(`target ${r.target} does not allow ${r.initiator}`);
-  if (health.disk === 'inactive') problems.push(`the disk is only in the definition of ${r.vm}, not in the running domain`);
-  // Who logs in: the host's open-iscsi (pool, block) always; QEMU (direct, network) while the VM runs with the disk.
-  const expected = r.mode === 'pool' || r.mode === 'block' || (hv.running === true && health.disk === 'ok');
-  if (t) {
-    const has = t.sessions.some((s) => sameIqn(s.initiator, r.initiator));
-    health.session = has ? 'ok' : expected ? 'missing' : 'n/a';
-    if (health.session === 'missing') problems.push(`no session from ${r.initiator} on ${r.target}`);
-  } else if (t === undefined) {
-    health.session = 'unknown';
-  } else if (expected) {
-    health.session = 'missing';
+  for (const h of missingAcl) problems.push(`target ${r.target} does not allow ${h.initiator} (${h.uri})`);
+  const here = hvs.find((h) => h.running) ?? hvs.find((h) => h.dev !== undefined);
+  const healthy = Object.values(health).every((h) => h === 'ok' || h === 'n/a');
+  const busy = journal !== undefined && stillRunning(journal);
+  const state: ExportStatus['state'] = journal ? (busy ? 'busy' : 'interrupted') : healthy ? 'ok' : 'degraded';
+  if (journal && !busy) {
+    const last = journal.open.filter((s) => !s.done).pop() ?? journal.open[journal.open.length - 1];
+    problems.unshift(`a run of export ${r.name} was interrupted${last ? ` during: ${last.title}` : ''}`);
   }
-  const found = hv.disk ? attachmentOf(hv.disk) : undefined;
   return {
     name: r.name,
+    state,
     image: r.image,
     sizeBytes: r.sizeBytes,
     storage: r.storage,
@@ -151,36 +197,59 @@ async function statusOf(session: Session, r: ExportRecord, records: Array<'local
     target: r.target,
     lun: r.lun,
     portal: r.portal,
-    hypervisor: r.hypervisor,
+    hypervisor: r.hypervisors[0]!.uri,
+    hypervisors: hvs,
+    ...(hvs.find((h) => h.running) ? { runningOn: hvs.find((h) => h.running)!.uri } : {}),
     mode: r.mode,
-    initiator: r.initiator,
-    ...(r.pool ? { pool: r.pool } : {}),
+    initiator: r.hypervisors[0]!.initiator,
+    ...(recordPool(r) ? { pool: recordPool(r)! } : {}),
     vm: r.vm,
-    ...(found ? { dev: found.dev, device: found.device, live: found.live, persistent: found.config } : {}),
+    ...(here?.dev !== undefined ? { dev: here.dev, device: here.device!, live: here.live!, persistent: here.persistent! } : {}),
     sessions: t ? t.sessions : [],
     health,
-    healthy: Object.values(health).every((h) => h === 'ok' || h === 'n/a'),
+    healthy: healthy && !journal,
     problems,
     records,
+    ...(journal && !busy ? { fix: `${undoCommand(r, hostRecordDir)}   (or run the same export again to finish it)` } : {}),
   };
 }
 
 /** Every export known here (and on `o.storage`), sorted by name, each looked at on its hosts in parallel. */
 export async function exportStatus(session: Session, o: StatusOptions = {}): Promise<ExportStatus[]> {
+  return (await statusReport(session, o)).exports;
+}
+
+export async function statusReport(session: Session, o: StatusOptions = {}): Promise<StatusReport> {
   if (o.storage !== undefined) parseHostUri(o.storage);
+  const stateDir = o.stateDir ?? localStateDir();
   const local = await session.runner('local');
-  const [mine, theirs] = await Promise.all([
-    listRecords(local, o.stateDir ?? localStateDir()),
-    o.storage === undefined ? Promise.resolve([]) : session.runner(o.storage).then((s) => listRecords(s, o.hostRecordDir ?? DEFAULT_HOST_RECORD_DIR)),
+  const [mine, theirs, journals] = await Promise.all([
+    listRecords(local, stateDir),
+    o.storage === undefined ? Promise.resolve({ records: [], unreadable: [] }) : session.runner(o.storage).then((s) => listRecords(s, o.hostRecordDir ?? DEFAULT_HOST_RECORD_DIR)),
+    listJournals(stateDir),
   ]);
-  const byName = new Map<string, { record: ExportRecord; records: Array<'local' | 'storage'> }>();
-  for (const r of mine) byName.set(r.name, { record: r, records: ['local'] });
-  for (const r of theirs) {
+  const byName = new Map<string, { record: ExportRecord; records: ExportStatus['records']; journal?: JournalState }>();
+  for (const r of mine.records) byName.set(r.name, { record: r, records: ['local'] });
+  for (const r of theirs.records) {
     const known = byName.get(r.name);
     if (known) known.records.push('storage');
     // Reached from here: the storage host's record names the storage host as it was given there.
     else byName.set(r.name, { record: { ...r, storage: o.storage! }, records: ['storage'] });
   }
+  for (const j of journals.journals) {
+    const known = byName.get(j.name);
+    if (known) {
+      known.records.push('journal');
+      known.journal = j;
+    } else byName.set(j.name, { record: j.record, records: ['journal'], journal: j });
+  }
+  for (const n of o.names ?? []) {
+    if (!byName.has(n)) {
+      const where = o.storage === undefined ? `in ${stateDir}` : `in ${stateDir} or on ${o.storage}`;
+      throw new ValidationError(`no export named ${JSON.stringify(n)} is recorded ${where}; "virt-iscsi status" lists them${o.storage === undefined ? ' (add --storage URI for the exports a storage host knows)' : ''}`, 'name');
+    }
+  }
   const wanted = [...byName.values()].filter((x) => !o.names || o.names.includes(x.record.name)).sort((a, b) => a.record.name.localeCompare(b.record.name));
-  return Promise.all(wanted.map((x) => statusOf(session, x.record, x.records)));
+  const exports = await Promise.all(wanted.map((x) => statusOf(session, x.record, x.records, x.journal, o.hostRecordDir)));
+  return { statusVersion: STATUS_VERSION, exports, unreadable: [...mine.unreadable, ...theirs.unreadable, ...journals.unreadable] };
 }

@@ -1,27 +1,27 @@
 // Taking an export's pieces away, in the order that leaves no initiator retrying against a
-// missing target (pitfall 4): the disk from the domain, the pool (or the iscsiadm session
-// and node record), the libvirt secret, the target, the records. Every step first looks
-// whether its piece is there: what is already gone is done (pitfall 5), so teardown can
-// run again after a failure, or twice.
+// missing target: on each hypervisor the disk from the domain, then what the mode made
+// (the pool, or the session and node record), the libvirt secret; then the target, the
+// records, the journal. Every step first looks whether its piece is there: what is
+// already gone is done, so teardown can run again after a failure, or twice.
 import { PrerequisiteError } from '../errors.js';
-import { Iscsiadm } from '../hypervisor/iscsiadm.js';
-import { isMissing } from '../hypervisor/virsh-errors.js';
-import { VIRTIO_SCSI, type DomainView } from '../hypervisor/placement.js';
+import { controllerToRemove, detachDisk, findOurs, type DiskMark } from '../hypervisor/disk-steps.js';
+import type { DomainView } from '../hypervisor/placement.js';
+import { VIRTIO_SCSI } from '../hypervisor/placement.js';
+import { secretDeleteStep } from '../hypervisor/secret-steps.js';
 import type { PoolInfo, SecretListEntry } from '../hypervisor/virsh-parse.js';
-import type { Virsh } from '../hypervisor/virsh.js';
-import { parsePortal, type Portal, samePortal } from '../names/portal.js';
+import type { DeviceFlags, Virsh } from '../hypervisor/virsh.js';
+import type { Portal } from '../names/portal.js';
+import { sleep } from '../plan/plan.js';
 import type { Runner } from '../runner/types.js';
 import type { TargetBackend } from '../storage/backend.js';
-import { TgtBackend } from '../storage/tgt/backend.js';
-import { recordFile } from '../storage/tgt/records.js';
 import { buildController } from '../xml/domain.js';
-import { controllerToRemove, detachDisk, findOurs, viewIfThere, type DiskMark } from './disk.js';
-import { recordPath, removeRecord, type ExportRecord } from './records.js';
+import { removeJournal, type JournalState } from './journal.js';
+import { modeOf } from './modes.js';
+import { viewIfThere } from './probe.js';
+import { recordPath, recordPool, recordSecretUsage, removeRecord, type ExportRecord, type HypervisorPart } from './records.js';
 import type { WorkflowStep } from './types.js';
-import { sameIqn } from '../names/iscsi-name.js';
 
-
-/** The target is neither live nor recorded in the backend's configuration. */
+/** The target is neither live nor in the backend's configuration. */
 export async function targetGone(backend: TargetBackend, iqn: string): Promise<boolean> {
   try {
     if (await backend.show(iqn)) return false;
@@ -29,16 +29,11 @@ export async function targetGone(backend: TargetBackend, iqn: string): Promise<b
     // The daemon is stopped: nothing is live, only its configuration can hold the target.
     if (!(e instanceof PrerequisiteError)) throw e;
   }
-  if (backend instanceof TgtBackend) {
-    for (const kind of ['persistent', 'live-only'] as const) {
-      if ((await backend.runner.readFile(recordFile(backend.confDir, iqn, kind))) !== undefined) return false;
-    }
-  }
-  return true;
+  return !(await backend.persisted(iqn));
 }
 
 /** Waits for logged-in initiators to leave (a detached disk's QEMU session ends a moment later). */
-async function sessionsEnd(backend: TargetBackend, iqn: string, waitMs: number): Promise<void> {
+async function sessionsEnd(backend: TargetBackend, iqn: string, waitMs: number, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     let sessions: number;
@@ -49,30 +44,43 @@ async function sessionsEnd(backend: TargetBackend, iqn: string, waitMs: number):
       throw e;
     }
     if (sessions === 0 || Date.now() >= deadline) return;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200, signal);
   }
 }
 
 /**
  * Deletes the target with its LUN, ACL, CHAP account and persisted configuration. The
  * backend refuses while initiators are logged in, unless forced: a rollback forces (the
- * only initiator is the disk it just took away), unexport forces only when told.
+ * only initiators are the ones it just took away), unexport forces only when told. The
+ * export made the target, so it goes even when the backend's own record of it was never
+ * written (a run killed half-way).
  */
-export function deleteTargetStep(backend: TargetBackend, r: ExportRecord, o: { force: boolean; waitMs: number }): WorkflowStep {
+export function deleteTargetStep(backend: TargetBackend, r: ExportRecord, o: { force: boolean; waitMs: number; signal?: AbortSignal }): WorkflowStep {
   return {
     id: 'target',
+    host: r.storage,
     title: `delete target ${r.target} on ${r.storage}`,
     check: () => targetGone(backend, r.target),
     async apply() {
-      await sessionsEnd(backend, r.target, o.waitMs);
-      await backend.delete(r.target, { force: o.force });
+      await sessionsEnd(backend, r.target, o.waitMs, o.signal);
+      await backend.delete(r.target, { force: o.force, ours: { accounts: r.chapUser ? [r.chapUser] : [] } });
     },
   };
 }
 
+/** One hypervisor of the export, as teardown reaches it. */
+export interface HypervisorReach {
+  part: HypervisorPart;
+  virsh?: Virsh;
+  /** Why it could not be reached (then its pieces stay, and are listed). */
+  error?: string;
+  /** The record's portal resolved there. */
+  portal?: Portal;
+}
+
 export interface TeardownContext {
   record: ExportRecord;
-  virsh: Virsh;
+  hypervisors: HypervisorReach[];
   backend: TargetBackend;
   storage: Runner;
   local: Runner;
@@ -80,16 +88,23 @@ export interface TeardownContext {
   stateDir: string;
   hostRecordDir: string;
   force: boolean;
+  /** What a run that did not end left behind (a controller it added). */
+  journal?: JournalState;
   /** How long to wait for sessions to end before deleting the target. */
   sessionWaitMs?: number;
+  signal?: AbortSignal;
 }
 
-/** What is still there, looked at once, on both hosts at the same time, before anything is removed. */
-export interface TeardownFacts {
-  /** Undefined: the domain is gone. */
+/** What one hypervisor still holds, looked at once before anything is removed. */
+export interface HypervisorFacts {
+  /** Undefined: the domain is not there. */
   view?: DomainView;
   pool?: PoolInfo;
   secret?: SecretListEntry;
+}
+
+export interface TeardownFacts {
+  hypervisors: Map<string, HypervisorFacts>;
   targetGone: boolean;
   storageRecord: boolean;
   localRecord: boolean;
@@ -97,118 +112,101 @@ export interface TeardownFacts {
 
 export async function gatherTeardown(c: TeardownContext): Promise<TeardownFacts> {
   const r = c.record;
-  const [view, pool, secret, gone, storageRecord, localRecord] = await Promise.all([
-    viewIfThere(c.virsh, r.vm),
-    r.pool ? c.virsh.poolInfo(r.pool) : Promise.resolve(undefined),
-    r.secretUsage ? c.virsh.secretByUsage(r.secretUsage) : Promise.resolve(undefined),
+  const pool = recordPool(r);
+  const usage = recordSecretUsage(r);
+  const reachable = c.hypervisors.filter((h) => h.virsh);
+  const [hv, gone, storageRecord, localRecord] = await Promise.all([
+    Promise.all(
+      reachable.map(async (h): Promise<[string, HypervisorFacts]> => {
+        const [view, p, secret] = await Promise.all([
+          viewIfThere(h.virsh!, r.vm),
+          pool ? h.virsh!.poolInfo(pool) : Promise.resolve(undefined),
+          usage ? h.virsh!.secretByUsage(usage) : Promise.resolve(undefined),
+        ]);
+        return [h.part.uri, { ...(view ? { view } : {}), ...(p ? { pool: p } : {}), ...(secret ? { secret } : {}) }];
+      }),
+    ),
     targetGone(c.backend, r.target),
     c.storage.readFile(recordPath(c.hostRecordDir, r.name)),
     c.local.readFile(recordPath(c.stateDir, r.name)),
   ]);
-  return {
-    ...(view ? { view } : {}),
-    ...(pool ? { pool } : {}),
-    ...(secret ? { secret } : {}),
-    targetGone: gone,
-    storageRecord: storageRecord !== undefined,
-    localRecord: localRecord !== undefined,
-  };
+  return { hypervisors: new Map(hv), targetGone: gone, storageRecord: storageRecord !== undefined, localRecord: localRecord !== undefined };
 }
 
-function poolTeardown(virsh: Virsh, name: string, pool: PoolInfo | undefined): WorkflowStep[] {
-  return [
-    {
-      id: 'pool-stop',
-      title: `stop pool ${name}`,
-      check: async () => pool?.state !== 'running',
-      apply: () => virsh.poolDestroy(name),
-    },
-    {
-      id: 'pool-undefine',
-      title: `undefine pool ${name}`,
-      check: async () => pool === undefined,
-      async apply() {
-        try {
-          await virsh.poolUndefine(name);
-        } catch (e) {
-          if (!isMissing(e, 'pool')) throw e;
-        }
-      },
-    },
-  ];
+/** The controller the export added on this hypervisor: the record says so, or a crashed run's journal. */
+function addedController(c: TeardownContext, h: HypervisorReach): DeviceFlags | undefined {
+  const fromJournal = c.journal?.pieces.filter((p) => p.kind === 'controller' && p.host === h.part.uri) ?? [];
+  const flags = [h.part.attachment?.controller, ...fromJournal.map((p) => p.flags)].filter((f): f is DeviceFlags => f !== undefined);
+  if (flags.length === 0) return undefined;
+  return { live: flags.some((f) => f.live), config: flags.some((f) => f.config) };
 }
 
-/** Logout (block mode), then the node record (block, and what an iscsi pool's login left). */
-function sessionTeardown(iscsiadm: Iscsiadm, r: ExportRecord, portal: Portal): WorkflowStep[] {
-  const steps: WorkflowStep[] = [];
-  if (r.mode === 'block') {
-    steps.push({
-      id: 'logout',
-      title: `log out of ${r.target} at ${r.portal}`,
-      check: async () => !(await iscsiadm.sessions()).some((s) => sameIqn(s.iqn, r.target) && samePortal(s.portal, portal)),
-      apply: () => iscsiadm.logout(r.target, portal),
-    });
-  }
-  steps.push({
-    id: 'node-delete',
-    title: `delete the open-iscsi node record for ${r.target} at ${r.portal}`,
-    check: async () => !(await iscsiadm.nodes()).some((n) => sameIqn(n.iqn, r.target) && samePortal(n.portal, portal)),
-    apply: () => iscsiadm.deleteNode(r.target, portal),
-  });
-  return steps;
-}
-
-/** The steps that take the export apart, each skipped when `f` says its piece is gone. */
-export function teardownSteps(c: TeardownContext, f: TeardownFacts): WorkflowStep[] {
+/** One reachable hypervisor's steps: the disk, the controller it needed, what the mode made, the secret. */
+function hypervisorTeardown(c: TeardownContext, h: HypervisorReach, f: HypervisorFacts): WorkflowStep[] {
   const r = c.record;
-  const virsh = c.virsh;
+  const virsh = h.virsh!;
+  const host = h.part.uri;
   const view = f.view;
+  const on = c.hypervisors.length > 1 ? ` on ${host}` : '';
   const steps: WorkflowStep[] = [
     {
       id: 'detach',
-      title: `take the export's ${r.cdrom ? 'cdrom' : 'disk'} away from domain ${r.vm}`,
+      host,
+      title: `take the export's ${r.cdrom ? 'cdrom' : 'disk'} away from domain ${r.vm}${on}`,
       check: async () => view === undefined || findOurs(view, c.mark) === undefined,
       apply: () => detachDisk(virsh, view!, c.mark),
     },
   ];
-  // Only the local record knows the export added the controller (the storage host's has no attachment).
-  const added = r.attachment?.controller;
+  const added = addedController(c, h);
   if (added) {
     const flags = view ? controllerToRemove(view, c.mark, added) : { live: false, config: false };
     steps.push({
       id: 'controller',
-      title: `remove the virtio-scsi controller the export added to domain ${r.vm} (no other disk is on it)`,
+      host,
+      title: `remove the virtio-scsi controller the export added to domain ${r.vm}${on} (no other disk is on it)`,
       check: async () => !flags.live && !flags.config,
       apply: () => virsh.detachDevice(r.vm, buildController(VIRTIO_SCSI), flags),
     });
   }
-  if (r.pool) steps.push(...poolTeardown(virsh, r.pool, f.pool));
-  if (r.mode === 'pool' || r.mode === 'block') steps.push(...sessionTeardown(new Iscsiadm(virsh.runner), r, parsePortal(r.portal)));
-  const secret = f.secret;
-  if (r.secretUsage) {
-    steps.push({
-      id: 'secret',
-      title: `undefine libvirt secret ${r.secretUsage}`,
-      check: async () => secret === undefined,
-      apply: () => virsh.secretUndefine(secret!.uuid),
-    });
-  }
+  for (const s of modeOf(r).teardown(virsh, r, h.portal!, { pool: f.pool })) steps.push({ ...s, id: s.id ?? 'step' });
+  const usage = recordSecretUsage(r);
+  if (usage) steps.push({ ...secretDeleteStep(virsh, usage, f.secret ? { uuid: f.secret.uuid } : null), id: 'secret' });
+  return steps;
+}
+
+/**
+ * The steps that take the export apart, each skipped when `f` says its piece is gone. With
+ * a hypervisor out of reach, its pieces stay and so do the target (its session would
+ * retry against a missing target for ever) and the records (the next unexport finishes),
+ * unless forced.
+ */
+export function teardownSteps(c: TeardownContext, f: TeardownFacts): WorkflowStep[] {
+  const r = c.record;
+  const steps: WorkflowStep[] = [];
+  for (const h of c.hypervisors) if (h.virsh) steps.push(...hypervisorTeardown(c, h, f.hypervisors.get(h.part.uri) ?? {}));
+  const unreachable = c.hypervisors.filter((h) => !h.virsh);
+  if (unreachable.length > 0 && !c.force) return steps;
   // A dry run only recorded the detach: the VM's session stays, so there is nothing to wait for.
   const dryRun = c.storage.dryRun === true;
-  const target = deleteTargetStep(c.backend, r, { force: c.force, waitMs: dryRun ? 0 : (c.sessionWaitMs ?? 15_000) });
+  const target = deleteTargetStep(c.backend, r, { force: c.force, waitMs: dryRun ? 0 : (c.sessionWaitMs ?? 15_000), ...(c.signal ? { signal: c.signal } : {}) });
   steps.push(
     { ...target, check: async () => f.targetGone },
     {
       id: 'storage-record',
+      host: c.storage.host,
       title: `remove ${recordPath(c.hostRecordDir, r.name)} on ${c.storage.host}`,
       check: async () => !f.storageRecord,
       apply: () => removeRecord(c.storage, c.hostRecordDir, r.name),
     },
     {
       id: 'local-record',
-      title: `remove ${recordPath(c.stateDir, r.name)}`,
-      check: async () => !f.localRecord,
-      apply: () => removeRecord(c.local, c.stateDir, r.name),
+      host: 'local',
+      title: `remove ${recordPath(c.stateDir, r.name)}${c.journal ? ' and the journal of the interrupted run' : ''}`,
+      check: async () => !f.localRecord && c.journal === undefined,
+      async apply() {
+        await removeRecord(c.local, c.stateDir, r.name);
+        if (c.journal && !dryRun) await removeJournal(c.stateDir, r.name);
+      },
     },
   );
   return steps;

@@ -13,7 +13,7 @@ export interface RecordDirs {
 
 /** For tests only: a way to make each step fail in turn (never reachable from the CLI). */
 export interface WorkflowHooks {
-  beforeApply?(stepId: StepId): void | Promise<void>;
+  beforeApply?(stepId: StepId | string): void | Promise<void>;
 }
 
 export interface ExportOptions extends RecordDirs {
@@ -26,6 +26,8 @@ export interface ExportOptions extends RecordDirs {
   /** Host URIs; default `local`. */
   storage?: string;
   hypervisor?: string;
+  /** Several hypervisors (each gets what the mode needs; the disk goes where the domain is defined). Takes precedence over `hypervisor`. */
+  hypervisors?: string[];
   /** libvirt URI on the hypervisor; default qemu:///system. */
   connect?: string;
   /** HOST[:PORT] the hypervisor dials; default 127.0.0.1 when both are one host, else the storage host's address. */
@@ -51,8 +53,10 @@ export interface ExportOptions extends RecordDirs {
   install?: boolean;
   /** How long to wait for LUNs/devices to appear; default 30 s. */
   waitTimeoutMs?: number;
-  /** Aborting (SIGINT/SIGTERM through withInterrupts) rolls back what was done. */
+  /** Aborting (SIGINT/SIGTERM/SIGHUP through withInterrupts) rolls back what was done. */
   signal?: AbortSignal;
+  /** Told what a second Ctrl-C leaves behind (withInterrupts prints it). */
+  setLeftHint?: (hint: () => string | undefined) => void;
   /** Called with the plan once it is built, before its first step runs. */
   onPlan?: (steps: readonly WorkflowStep[]) => void;
   onEvent?: (e: PlanEvent) => void;
@@ -63,6 +67,7 @@ export interface ExportOptions extends RecordDirs {
 
 export type StepId =
   | 'daemon'
+  | 'node-settings'
   | 'target'
   | 'storage-record'
   | 'secret'
@@ -83,6 +88,7 @@ export type StepId =
   | 'logout'
   | 'node-delete';
 
+/** A step with its id (a StepId): what hooks, journals and plan documents know it by. */
 export interface WorkflowStep extends Step {
-  id: StepId;
+  id: string;
 }

@@ -1,231 +1,193 @@
-// Making the export's LUN visible on the hypervisor, the way the mode says: a libvirt pool
-// (iscsi: the host's open-iscsi logs in and the LUN is a by-path block device; iscsi-direct:
-// libvirt and QEMU log in themselves), an iscsiadm login without a pool (block), or nothing
-// at all (network: QEMU logs in when the disk is attached). Each way ends by telling the
-// attach step what the disk's source is. Where the host sees a block device, its SCSI
-// serial must be the one set on the LUN before a VM gets it (pitfall 7).
-import { ValidationError } from '../errors.js';
-import { Iscsiadm, type WaitOptions } from '../hypervisor/iscsiadm.js';
-import { poolDefined, waitForVolumes } from '../hypervisor/pools.js';
+// Making the export's LUN visible on one hypervisor, taking it away again, and looking at
+// it, one way per mode (the modes table, modes.ts, says which mode uses which): a libvirt
+// pool (iscsi: the host's open-iscsi logs in and the LUN is a by-path block device;
+// iscsi-direct: libvirt and QEMU log in themselves), an iscsiadm login without a pool, or
+// nothing at all (QEMU logs in when the disk is attached). Each ends by telling the attach
+// step what the disk's source is. Where the host sees a block device, its SCSI serial
+// must be the one set on the LUN before a VM gets it.
+import { attachmentOf, findOurs, type FoundDisk } from '../hypervisor/disk-steps.js';
+import { checkDeviceSerial, isBlockDevice } from '../hypervisor/host.js';
+import { Iscsiadm, type ChapCredentials, type WaitOptions } from '../hypervisor/iscsiadm.js';
+import { loginSteps, logoutSteps, nodeDeleteStep } from '../hypervisor/login.js';
+import { poolSteps, volumeLun } from '../hypervisor/pools.js';
 import { isMissing } from '../hypervisor/virsh-errors.js';
 import type { PoolListEntry } from '../hypervisor/virsh-parse.js';
 import type { Virsh } from '../hypervisor/virsh.js';
 import { byPathFor } from '../names/by-path.js';
-import { formatPortal, type Portal, samePortal } from '../names/portal.js';
-import { commandError } from '../runner/check.js';
-import type { Runner } from '../runner/types.js';
+import type { Portal } from '../names/portal.js';
+import type { Step } from '../plan/plan.js';
 import type { DiskSource } from '../xml/disk.js';
-import { buildPool, poolDef, type PoolDef } from '../xml/pool.js';
-import type { ExportRecord } from './records.js';
-import type { WorkflowStep } from './types.js';
-import { sameIqn } from '../names/iscsi-name.js';
+import { poolDef, type PoolDef, type PoolType } from '../xml/pool.js';
+import { recordPool, recordSecretUsage, type ExportRecord } from './records.js';
 
 /** Filled in as the steps run: what the disk will point at. */
 export interface SourceSlot {
   source?: DiskSource;
 }
 
+/** What the visibility steps of one hypervisor need. */
+export interface VisibilityContext {
+  record: ExportRecord;
+  virsh: Virsh;
+  /** The portal with its host resolved to an IP on this hypervisor. */
+  portal: Portal;
+  /** The initiator this hypervisor logs in as. */
+  initiator: string;
+  /** The pool as pool-list showed it on this hypervisor before the plan (null: not there). */
+  knownPool: PoolListEntry | null;
+  /** CHAP for a node record (modes whose host logs in); known when the step runs. */
+  chap?: () => ChapCredentials;
+  wait: WaitOptions;
+  slot: SourceSlot;
+}
 
-/** QEMU logs in itself, with the export's initiator name and, with CHAP, the libvirt secret. */
-export function networkSource(r: ExportRecord, portal: Portal): DiskSource {
-  const source: DiskSource = { type: 'network', protocol: 'iscsi', target: r.target, lun: r.lun, hosts: [{ name: portal.host, port: portal.port }], initiator: r.initiator };
-  if (r.secretUsage && r.chapUser) source.auth = { username: r.chapUser, secret: { usage: r.secretUsage } };
+/** QEMU logs in itself, with the hypervisor's initiator name and, with CHAP, the libvirt secret. */
+export function networkSource(r: ExportRecord, portal: Portal, initiator: string): DiskSource {
+  const source: DiskSource = { type: 'network', protocol: 'iscsi', target: r.target, lun: r.lun, hosts: [{ name: portal.host, port: portal.port }], initiator };
+  const usage = recordSecretUsage(r);
+  if (usage && r.chapUser) source.auth = { username: r.chapUser, secret: { usage } };
   return source;
 }
 
-/**
- * `lsblk --nodeps --noheadings --output SERIAL DEV` prints the device's serial and a
- * newline: for a SCSI disk the unit serial (VPD page 0x80, udev's ID_SCSI_SERIAL) that
- * tgt's scsi_sn / LIO's wwn sets, e.g. "VI3F2A9C01B7D4". Under --dry-run the command is
- * printed and the serial taken as right: the device is not there to read.
- */
-export async function checkSerial(runner: Runner, dev: string, serial: string): Promise<void> {
-  const argv = ['lsblk', '--nodeps', '--noheadings', '--output', 'SERIAL', dev];
-  const dry = runner.dryRun === true;
-  const r = await runner.run(argv, { query: !dry });
-  if (dry) return;
-  if (r.exitCode !== 0) throw commandError(runner, argv, r);
-  const seen = r.stdout.trim();
-  if (seen !== serial) {
-    throw new ValidationError(
-      `${dev} on ${runner.host} has serial ${JSON.stringify(seen)}, not ${JSON.stringify(serial)} as set on the LUN: a stale device holds that name (log out of the target and in again)`,
-      'serial',
-    );
-  }
-}
-
-/** unit:0:0:1 -> 1: libvirt names iSCSI volumes by their SCSI address. */
-export function volumeLun(name: string): number | undefined {
-  const m = /:(\d+)$/.exec(name);
-  return m ? Number(m[1]) : undefined;
-}
-
-export function exportPoolDef(r: ExportRecord, portal: Portal): PoolDef {
+export function exportPoolDef(r: ExportRecord, type: PoolType, portal: Portal, initiator: string): PoolDef {
+  const usage = recordSecretUsage(r);
   return poolDef({
-    type: r.mode === 'pool' ? 'iscsi' : 'iscsi-direct',
-    name: r.pool!,
+    type,
+    name: recordPool(r)!,
     hosts: [{ name: portal.host, port: portal.port }],
     device: r.target,
-    // An iscsi pool logs in as the host (a custom IQN would make libvirt add an iface: pitfall 12).
-    initiator: r.mode === 'direct' ? r.initiator : undefined,
-    auth: r.secretUsage && r.chapUser ? { username: r.chapUser, secret: { usage: r.secretUsage } } : undefined,
+    // An iscsi pool logs in as the host: a custom IQN would make libvirt add an iface of its own.
+    initiator: type === 'iscsi-direct' ? initiator : undefined,
+    auth: usage && r.chapUser ? { username: r.chapUser, secret: { usage } } : undefined,
   });
 }
 
-async function undefineIfThere(virsh: Virsh, name: string): Promise<void> {
-  try {
-    await virsh.poolUndefine(name);
-  } catch (e) {
-    if (!isMissing(e, 'pool')) throw e;
-  }
-}
+// ---- make visible -----------------------------------------------------------------------
 
-/**
- * pool-define -> pool-start -> pool-autostart (persistent exports) -> the LUN's volume.
- * `existing`: the pool of that name as pool-list showed it when the export started; a
- * pool that was not there needs no look to know it is not defined, started or autostarted.
- */
-export function poolSteps(virsh: Virsh, r: ExportRecord, portal: Portal, existing: PoolListEntry | undefined, slot: SourceSlot, wait: WaitOptions): WorkflowStep[] {
-  const def = exportPoolDef(r, portal);
-  const name = def.name;
-  const what = `${r.target} at ${formatPortal(portal)}`;
-  const useVolume = (vol: { name: string; path: string }): void => {
-    slot.source = r.mode === 'pool' ? { type: 'block', dev: vol.path } : { type: 'volume', pool: name, volume: vol.name };
-  };
-  const ourVolume = (vols: ReadonlyArray<{ name: string; path: string }>) => vols.find((v) => volumeLun(v.name) === r.lun);
-  // A pool this run starts is waited for; one already running is looked at once.
-  let startedNow = false;
-  const steps: WorkflowStep[] = [
-    {
-      id: 'pool-define',
-      title: `define ${def.type} pool ${name} for ${what}`,
-      check: async () => existing !== undefined && (await poolDefined(virsh, def)),
-      apply: () => virsh.poolDefine(buildPool(def)),
-      async undo() {
-        await undefineIfThere(virsh, name);
-        // A started (or failed to start) iscsi pool leaves the node record its login made (seen in the lab).
-        if (r.mode === 'pool') await new Iscsiadm(virsh.runner).deleteNode(r.target, portal);
-      },
-    },
-    {
-      id: 'pool-start',
-      title: `start pool ${name} (${r.mode === 'pool' ? "the host's open-iscsi logs in" : 'libvirt logs in'} as ${r.initiator})`,
-      check: async () => existing?.state === 'running',
-      apply: async () => {
-        await virsh.poolStart(name);
-        startedNow = true;
-      },
-      undo: () => virsh.poolDestroy(name),
-    },
-  ];
-  if (r.persist) {
-    steps.push({
-      id: 'pool-autostart',
-      title: `mark pool ${name} to start with libvirtd`,
-      check: async () => existing?.autostart === true,
-      apply: () => virsh.poolAutostart(name),
-      undo: () => virsh.poolAutostart(name, false),
-    });
-  }
-  steps.push({
-    id: 'volume',
-    title: `wait for LUN ${r.lun} in pool ${name}${r.mode === 'pool' ? ` and check its serial ${r.serial}` : ''}`,
-    async check() {
-      if (startedNow || existing?.state !== 'running') return false;
-      const vol = ourVolume(await virsh.volList(name));
-      if (!vol) return false;
-      if (r.mode === 'pool') await checkSerial(virsh.runner, vol.path, r.serial);
-      useVolume(vol);
-      return true;
-    },
-    async apply() {
-      // Listed already (libvirt scans at pool-start), or refreshed until they are (pitfall 8).
-      const listed = virsh.dryRun ? [] : await virsh.volList(name);
-      const vols = ourVolume(listed) ? listed : await waitForVolumes(virsh, name, what, wait);
-      // A dry run created nothing to list: the volume is named as libvirt would name it.
-      const vol = virsh.dryRun ? { name: `unit:0:0:${r.lun}`, path: byPathFor(portal, r.target, r.lun) } : ourVolume(vols);
-      if (!vol) throw new ValidationError(`pool ${name} on ${virsh.where} lists ${vols.map((v) => v.name).join(', ')} but no volume for LUN ${r.lun}`, 'lun');
-      if (r.mode === 'pool') await checkSerial(virsh.runner, vol.path, r.serial);
-      useVolume(vol);
-    },
-  });
-  return steps;
-}
-
-/**
- * iscsiadm without a pool: node record (from SendTargets discovery) -> CHAP on the record
- * -> login -> the by-path device, serial checked. Undone: logout, then the record.
- */
-export function loginSteps(iscsiadm: Iscsiadm, r: ExportRecord, portal: Portal, chapSecret: string | undefined, slot: SourceSlot, wait: WaitOptions): WorkflowStep[] {
-  const where = `${r.target} at ${formatPortal(portal)}`;
-  const dry = iscsiadm.runner.dryRun === true;
-  const dev = byPathFor(portal, r.target, r.lun);
-  let tpgt = 1;
-  let loggedInNow = false;
-  const node = async () => (await iscsiadm.nodes()).find((n) => sameIqn(n.iqn, r.target) && samePortal(n.portal, portal));
-  const steps: WorkflowStep[] = [
-    {
-      id: 'node',
-      title: `create the open-iscsi node record for ${where}`,
-      async check() {
-        const n = await node();
-        if (n) tpgt = n.tpgt;
-        return n !== undefined;
-      },
-      async apply() {
-        // A dry run cannot discover a target it has not created: tgt's and LIO's first portal group is 1.
-        if (!dry) {
-          const offered = (await iscsiadm.discover(portal)).find((e) => sameIqn(e.iqn, r.target) && samePortal(e.portal, portal));
-          if (!offered) throw new ValidationError(`portal ${formatPortal(portal)} does not offer target ${r.target} to ${iscsiadm.runner.host} (SendTargets discovery)`, 'portal');
-          tpgt = offered.tpgt;
+/** A pool holds the LUN: its volume is a block device (iscsi) or a pool volume (iscsi-direct). */
+export function poolVisibility(type: PoolType): (c: VisibilityContext) => Step[] {
+  return (c) => {
+    const r = c.record;
+    const def = exportPoolDef(r, type, c.portal, c.initiator);
+    return poolSteps(c.virsh, def, {
+      autostart: r.persist,
+      wait: c.wait,
+      known: c.knownPool,
+      lun: r.lun,
+      async onVolume(vol) {
+        if (type === 'iscsi') {
+          await checkDeviceSerial(c.virsh.runner, vol.path, r.serial);
+          c.slot.source = { type: 'block', dev: vol.path };
+        } else {
+          c.slot.source = { type: 'volume', pool: def.name, volume: vol.name };
         }
-        await iscsiadm.addNode(r.target, portal, tpgt);
-      },
-      undo: () => iscsiadm.deleteNode(r.target, portal),
-    },
-  ];
-  const user = r.chapUser;
-  if (user) {
-    steps.push({
-      id: 'node-chap',
-      title: `set CHAP user ${user} on the node record`,
-      check: async () => {
-        if (dry && !(await node())) return false;
-        const rec = await iscsiadm.nodeRecord(r.target, portal);
-        return rec.get('node.session.auth.authmethod') === 'CHAP' && rec.get('node.session.auth.username') === user;
-      },
-      apply: async () => {
-        if (chapSecret === undefined) throw new ValidationError(`the CHAP secret of ${r.target} cannot be read back from its target; unexport ${r.name} and export it again`, 'chap');
-        await iscsiadm.setChap(r.target, portal, tpgt, { user, secret: chapSecret });
       },
     });
-  }
-  steps.push(
-    {
-      id: 'login',
-      title: `log in to ${where} as ${r.initiator}`,
-      check: async () => (await iscsiadm.sessions()).some((s) => sameIqn(s.iqn, r.target) && samePortal(s.portal, portal)),
-      apply: async () => {
-        await iscsiadm.login(r.target, portal);
-        loggedInNow = true;
-      },
-      undo: () => iscsiadm.logout(r.target, portal),
-    },
-    {
-      id: 'device',
-      title: `wait for ${dev} and check its serial ${r.serial}`,
-      async check() {
-        if (loggedInNow || (await iscsiadm.runner.run(['test', '-b', dev], { query: true })).exitCode !== 0) return false;
-        await checkSerial(iscsiadm.runner, dev, r.serial);
-        slot.source = { type: 'block', dev };
-        return true;
-      },
-      async apply() {
-        await iscsiadm.waitForDevice(r.target, portal, r.lun, wait);
-        await checkSerial(iscsiadm.runner, dev, r.serial);
-        slot.source = { type: 'block', dev };
-      },
-    },
-  );
-  return steps;
+  };
 }
+
+/** The host's open-iscsi logs in without a pool; the disk is the by-path device. */
+export function loginVisibility(c: VisibilityContext): Step[] {
+  const r = c.record;
+  return loginSteps(new Iscsiadm(c.virsh.runner), {
+    target: r.target,
+    portal: c.portal,
+    ...(c.chap ? { chap: c.chap } : {}),
+    luns: [r.lun],
+    wait: c.wait,
+    serial: r.serial,
+    onDevice: (dev) => (c.slot.source = { type: 'block', dev }),
+  });
+}
+
+/** Nothing to make: QEMU logs in when the disk is attached. */
+export function networkVisibility(c: VisibilityContext): Step[] {
+  c.slot.source = networkSource(c.record, c.portal, c.initiator);
+  return [];
+}
+
+// ---- take away ----------------------------------------------------------------------------
+
+/** What one hypervisor holds of the export, looked at once before teardown. */
+export interface HypervisorLeftovers {
+  pool?: { state: string } | undefined;
+}
+
+export function poolTeardown(type: PoolType): (virsh: Virsh, r: ExportRecord, portal: Portal, f: HypervisorLeftovers) => Step[] {
+  return (virsh, r, portal, f) => {
+    const name = recordPool(r)!;
+    const host = virsh.runner.host;
+    const steps: Step[] = [
+      {
+        id: 'pool-stop',
+        host,
+        title: `stop pool ${name}`,
+        check: async () => f.pool?.state !== 'running',
+        apply: () => virsh.poolDestroy(name),
+      },
+      {
+        id: 'pool-undefine',
+        host,
+        title: `undefine pool ${name}`,
+        check: async () => f.pool === undefined,
+        async apply() {
+          try {
+            await virsh.poolUndefine(name);
+          } catch (e) {
+            if (!isMissing(e, 'pool')) throw e;
+          }
+        },
+      },
+    ];
+    // An iscsi pool's login leaves its node record in open-iscsi after the pool stops.
+    if (type === 'iscsi') steps.push(nodeDeleteStep(new Iscsiadm(virsh.runner), r.target, portal));
+    return steps;
+  };
+}
+
+export function logoutTeardown(virsh: Virsh, r: ExportRecord, portal: Portal): Step[] {
+  return logoutSteps(new Iscsiadm(virsh.runner), { target: r.target, portal });
+}
+
+export const noTeardown = (): Step[] => [];
+
+// ---- look -------------------------------------------------------------------------------------
+
+export type Health = 'ok' | 'missing' | 'inactive' | 'wrong' | 'unknown' | 'n/a';
+
+/** The hypervisor's side of the LUN: the pool and its volume, or the by-path device. */
+export interface VisibilityHealth {
+  pool: Health;
+  volume: Health;
+  problems: string[];
+}
+
+export async function inspectPool(virsh: Virsh, r: ExportRecord): Promise<VisibilityHealth> {
+  const name = recordPool(r)!;
+  const info = await virsh.poolInfo(name);
+  const pool: Health = info === undefined ? 'missing' : info.state === 'running' ? 'ok' : 'inactive';
+  const problems: string[] = [];
+  if (pool !== 'ok') problems.push(`pool ${name} is ${info === undefined ? 'not defined' : info.state} on ${virsh.runner.host}`);
+  let volume: Health = 'missing';
+  if (pool === 'ok') {
+    volume = (await virsh.volList(name)).some((v) => volumeLun(v.name) === r.lun) ? 'ok' : 'missing';
+    if (volume !== 'ok') problems.push(`pool ${name} on ${virsh.runner.host} lists no volume for LUN ${r.lun}`);
+  }
+  return { pool, volume, problems };
+}
+
+export async function inspectDevice(virsh: Virsh, r: ExportRecord, portal: Portal): Promise<VisibilityHealth> {
+  const dev = byPathFor(portal, r.target, r.lun);
+  const there = await isBlockDevice(virsh.runner, dev);
+  return { pool: 'n/a', volume: there ? 'ok' : 'missing', problems: there ? [] : [`${dev} is not there on ${virsh.runner.host}`] };
+}
+
+export const inspectNothing = async (): Promise<VisibilityHealth> => ({ pool: 'n/a', volume: 'n/a', problems: [] });
+
+/** Where the export's disk is in the domain, for status. */
+export function diskHealth(found: FoundDisk | undefined, running: boolean): { disk: Health; attachment?: ReturnType<typeof attachmentOf> } {
+  if (!found) return { disk: 'missing' };
+  return { disk: running && !found.live ? 'inactive' : 'ok', attachment: attachmentOf(found) };
+}
+
+export { findOurs };

@@ -14,8 +14,9 @@ import { ValidationError } from '../../src/errors.js';
 import { Session } from '../../src/cli/session.js';
 import type { ExportRecord } from '../../src/workflows/records.js';
 import { exportImage } from '../../src/workflows/export.js';
-import { checkSerial } from '../../src/workflows/visibility.js';
+import { checkDeviceSerial as checkSerial } from '../../src/hypervisor/host.js';
 import { labCli, labCliOk, labDomain, removeDomain, unique, useLab, type Lab } from './lab.js';
+import { recordPool, recordSecretUsage } from '../../src/workflows/records.js';
 
 const id = unique();
 const VM = `lab-xvm-${id}`;
@@ -120,9 +121,9 @@ describe('export and unexport in the lab guest (storage host and hypervisor), th
     const image = `${DIR}/data.img`;
     await lab.sh(['truncate', '-s', '24M', image]);
     const x = await exportIt([image, '--vm', VM]);
-    const a = x.attachment!;
-    assert.deepEqual([x.mode, x.backend, x.pool, x.portal], ['pool', 'tgt', 'virt-iscsi-data', '127.0.0.1:3260']);
-    assert.equal(x.initiator, (await lab.sh(['sed', '-n', 's/^InitiatorName=//p', '/etc/iscsi/initiatorname.iscsi'])).trim(), "the pool logs in as the guest's own initiator");
+    const a = x.hypervisors[0]!.attachment!;
+    assert.deepEqual([x.mode, x.backend, recordPool(x), x.portal], ['pool', 'tgt', 'virt-iscsi-data', '127.0.0.1:3260']);
+    assert.equal(x.hypervisors[0]!.initiator, (await lab.sh(['sed', '-n', 's/^InitiatorName=//p', '/etc/iscsi/initiatorname.iscsi'])).trim(), "the pool logs in as the guest's own initiator");
     const dev = `/dev/disk/by-path/ip-127.0.0.1:3260-iscsi-${x.target}-lun-1`;
     assert.deepEqual(await blkRow(VM, a.dev), ['block', 'disk', a.dev, dev]);
     assert.deepEqual(await blkRow(VM, a.dev, true), ['block', 'disk', a.dev, dev], 'and in the definition');
@@ -161,9 +162,9 @@ describe('export and unexport in the lab guest (storage host and hypervisor), th
       rmSync(src, { recursive: true, force: true });
     }
     const x = await exportIt([`${DIR}/boot.iso`, '--vm', VM, '--mode', 'block', '--chap']);
-    const a = x.attachment!;
+    const a = x.hypervisors[0]!.attachment!;
     const dev = `/dev/disk/by-path/ip-127.0.0.1:3260-iscsi-${x.target}-lun-1`;
-    assert.deepEqual([x.mode, x.cdrom, x.readonly, x.chapUser, x.pool, x.secretUsage], ['block', true, true, 'virt-iscsi-boot', undefined, undefined]);
+    assert.deepEqual([x.mode, x.cdrom, x.readonly, x.chapUser, recordPool(x), recordSecretUsage(x)], ['block', true, true, 'virt-iscsi-boot', undefined, undefined]);
     assert.deepEqual([a.device, a.bus, a.media, a.live, a.config], ['cdrom', 'scsi', false, true, true]);
     assert.deepEqual(await blkRow(VM, a.dev), ['block', 'cdrom', a.dev, dev]);
     assert.match(await diskXml(VM, a.dev), /<readonly\/>/);
@@ -185,15 +186,15 @@ describe('export and unexport in the lab guest (storage host and hypervisor), th
     const image = `${DIR}/lio.img`;
     await lab.sh(['truncate', '-s', '20M', image]);
     const x = await exportIt([image, '--vm', VM, '--backend', 'lio', '--portal', LIO_PORTAL, '--mode', 'pool', '--chap']);
-    const a = x.attachment!;
+    const a = x.hypervisors[0]!.attachment!;
     const dev = `/dev/disk/by-path/ip-127.0.0.1:3261-iscsi-${x.target}-lun-1`;
-    assert.deepEqual([x.backend, x.mode, x.portal, x.secretUsage], ['lio', 'pool', LIO_PORTAL, 'virt-iscsi-lio']);
+    assert.deepEqual([x.backend, x.mode, x.portal, recordSecretUsage(x)], ['lio', 'pool', LIO_PORTAL, 'virt-iscsi-lio']);
     assert.deepEqual(await blkRow(VM, a.dev), ['block', 'disk', a.dev, dev]);
     assert.match(await virsh('domblkinfo', VM, a.dev), new RegExp(`Capacity:\\s+${20 * MiB}\\n`));
     assert.equal((await lab.sh(['lsblk', '--nodeps', '--noheadings', '--output', 'SERIAL', dev])).trim(), x.serial, "LIO's wwn is the unit serial");
     const tree = await lab.sh(['targetcli', 'ls', `/iscsi/${x.target}/tpg1`]);
     assert.match(tree, /0\.0\.0\.0:3261/, 'LIO listens on the portal port');
-    assert.match(tree, new RegExp(`${x.initiator.replace(/\./g, '\\.')} .*\\[1-way auth, Mapped LUNs: 1\\]`));
+    assert.match(tree, new RegExp(`${x.hypervisors[0]!.initiator.replace(/\./g, '\\.')} .*\\[1-way auth, Mapped LUNs: 1\\]`));
     const saved = JSON.parse((await lab.runner.readFile(SAVECONFIG))!) as { targets: Array<{ wwn: string }> };
     assert.ok(saved.targets.some((t) => t.wwn === x.target), 'the target is saved');
     assert.match(await virsh('secret-list'), /iscsi +virt-iscsi-lio\b/);
@@ -208,7 +209,7 @@ describe('export and unexport in the lab guest (storage host and hypervisor), th
     const image = `${DIR}/bare.img`;
     await lab.sh(['truncate', '-s', '12M', image]);
     const x = await exportIt([image, '--vm', BARE_VM, '--backend', 'lio', '--portal', LIO_PORTAL, '--mode', 'block']);
-    const a = x.attachment!;
+    const a = x.hypervisors[0]!.attachment!;
     assert.deepEqual([a.live, a.config, a.controller], [false, true, { live: false, config: true }]);
     const dev = `/dev/disk/by-path/ip-127.0.0.1:3261-iscsi-${x.target}-lun-1`;
     assert.deepEqual(await blkRow(BARE_VM, a.dev, true), ['block', 'disk', a.dev, dev]);

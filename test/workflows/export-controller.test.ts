@@ -35,7 +35,7 @@ test('unexport removes the virtio-scsi controller its export added, once no disk
     const before = virsh(['dumpxml', '--inactive', vm]);
     assert.equal(scsiControllers(before), 0);
     const r = await env.exportIt(env.image(`${env.id}-off.img`, 4 * MiB), { vm });
-    assert.deepEqual(r.record.attachment?.controller, { live: false, config: true });
+    assert.deepEqual(r.record.hypervisors[0]!.attachment?.controller, { live: false, config: true });
     assert.equal(scsiControllers(virsh(['dumpxml', '--inactive', vm])), 1);
     // A second run finds everything in place and keeps knowing the controller is the export's.
     assert.equal((await env.exportIt(env.image(`${env.id}-off.img`, 4 * MiB), { vm })).applied, 0);
@@ -48,7 +48,7 @@ test('unexport removes the virtio-scsi controller its export added, once no disk
     const vm = domainWithoutScsi(env, 'run', true);
     const before = virsh(['dumpxml', '--inactive', vm]);
     const r = await env.exportIt(env.image(`${env.id}-run.img`, 4 * MiB), { vm });
-    assert.deepEqual(r.record.attachment?.controller, { live: true, config: true });
+    assert.deepEqual(r.record.hypervisors[0]!.attachment?.controller, { live: true, config: true });
     assert.equal(scsiControllers(virsh(['dumpxml', vm])), 1, 'hot-plugged');
     await env.unexportIt(r.record.name);
     // The live unplug waits for the guest OS to answer ACPI; this domain has none, so only the definition is checked.
@@ -59,12 +59,12 @@ test('unexport removes the virtio-scsi controller its export added, once no disk
     const vm = domainWithoutScsi(env, 'two', false);
     const first = await env.exportIt(env.image(`${env.id}-one.img`, 2 * MiB), { vm });
     const second = await env.exportIt(env.image(`${env.id}-two.img`, 2 * MiB), { vm });
-    assert.deepEqual(first.record.attachment?.controller, { live: false, config: true });
-    assert.equal(second.record.attachment?.controller, undefined, 'the second found the controller there');
+    assert.deepEqual(first.record.hypervisors[0]!.attachment?.controller, { live: false, config: true });
+    assert.equal(second.record.hypervisors[0]!.attachment?.controller, undefined, 'the second found the controller there');
     await env.unexportIt(first.record.name);
     const mid = virsh(['dumpxml', '--inactive', vm]);
     assert.equal(scsiControllers(mid), 1, 'the second export still uses it');
-    assert.match(virsh(['domblklist', '--inactive', vm]), new RegExp(`${second.record.attachment!.dev} +unit:0:0:1`));
+    assert.match(virsh(['domblklist', '--inactive', vm]), new RegExp(`${second.record.hypervisors[0]!.attachment!.dev} +unit:0:0:1`));
     await env.unexportIt(second.record.name);
   });
 });

@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import type { StepId } from '../../src/workflows/types.js';
 import { MiB, startEnv } from './env.js';
 
 class Injected extends Error {}
@@ -20,11 +19,11 @@ test('a failure at any step, or an abort, undoes the steps before it; five expor
     const before = env.snapshot();
     const image = env.image(`${env.id}-f.img`, 8 * MiB);
     // The steps a full run applies (the daemon is running, so that one is skipped).
-    const applied: StepId[] = [];
+    const applied: string[] = [];
     const full = await env.exportIt(image, { chap: true, hooks: { beforeApply: (id) => void applied.push(id) } });
     await env.unexportIt(full.record.name);
     assert.deepEqual(env.snapshot(), before);
-    assert.deepEqual(applied, ['target', 'storage-record', 'secret', 'pool-define', 'pool-start', 'pool-autostart', 'volume', 'attach', 'local-record']);
+    assert.deepEqual(applied, ['storage-record', 'target', 'secret', 'pool-define', 'pool-start', 'pool-autostart', 'volume', 'attach', 'local-record']);
 
     for (const failing of applied) {
       await assert.rejects(
@@ -80,14 +79,14 @@ test('a failure at any step, or an abort, undoes the steps before it; five expor
     const before = env.snapshot();
     const images = [1, 2, 3, 4, 5].map((n) => env.image(`${env.id}-c${n}.img`, n * MiB));
     const results = await Promise.all(images.map((img) => env.exportIt(img)));
-    const devs = results.map((r) => r.record.attachment!.dev);
+    const devs = results.map((r) => r.record.hypervisors[0]!.attachment!.dev);
     assert.equal(new Set(devs).size, 5, `each on its own dev: ${devs.join(' ')}`);
     const shown = env.tgtd.tgtadm(['--lld', 'iscsi', '--op', 'show', '--mode', 'target']);
     const tids = [...shown.matchAll(/^Target (\d+): /gm)].map((m) => m[1]);
     assert.equal(new Set(tids).size, 5, 'five targets, five tids');
     for (const [i, r] of results.entries()) {
-      assert.equal(env.capacity(r.record.attachment!.dev), (i + 1) * MiB, `${r.record.name} is the right image`);
-      assert.ok(env.sessions(r.record.target).includes(r.record.initiator));
+      assert.equal(env.capacity(r.record.hypervisors[0]!.attachment!.dev), (i + 1) * MiB, `${r.record.name} is the right image`);
+      assert.ok(env.sessions(r.record.target).includes(r.record.hypervisors[0]!.initiator));
     }
     const gone = await Promise.all(results.map((r) => env.unexportIt(r.record.name)));
     assert.ok(gone.every((u) => u.found));

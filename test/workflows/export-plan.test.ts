@@ -13,7 +13,7 @@ import { Session } from '../../src/cli/session.js';
 import { RecordingRunner, renderSteps } from '../../src/runner/recording.js';
 import type { RunOptions, RunResult, Runner } from '../../src/runner/types.js';
 import { exportImage } from '../../src/workflows/export.js';
-import { renderRecord, type ExportRecord } from '../../src/workflows/records.js';
+import { renderRecord, type ExportRecord, recordPool, recordSecretUsage } from '../../src/workflows/records.js';
 import type { ExportOptions } from '../../src/workflows/types.js';
 import { unexportImage } from '../../src/workflows/unexport.js';
 import { virtXmlValidate, wrapInDomain } from '../helpers/xml-validate.js';
@@ -109,7 +109,7 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
     const r = await exportImage(s, options({}));
     const plan = renderSteps(s.recorded);
     const x = r.record;
-    assert.deepEqual([x.mode, x.initiator, x.pool], ['pool', HOST_INITIATOR, 'virt-iscsi-data'], "the host's own initiator name");
+    assert.deepEqual([x.mode, x.hypervisors[0]!.initiator, recordPool(x)], ['pool', HOST_INITIATOR, 'virt-iscsi-data'], "the host's own initiator name");
     assert.match(x.target, /^iqn\.2026-11\.[a-z0-9.-]+:data$/);
     // The storage side: the private tgtd is started, the ACL is that one initiator name.
     assert.match(plan, new RegExp(`^tgtd --control-port ${controlPort} --iscsi portal=127\\.0\\.0\\.1:3260 --pid-file /run/tgtd-${controlPort}\\.pid$`, 'm'));
@@ -150,7 +150,7 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
     const x = r.record;
     const portal = '127.0.0.1:3260';
     const dev = `/dev/disk/by-path/ip-${portal}-iscsi-${x.target}-lun-1`;
-    assert.deepEqual([x.mode, x.cdrom, x.readonly, x.chapUser, x.secretUsage, x.pool], ['block', true, true, 'virt-iscsi-boot', undefined, undefined]);
+    assert.deepEqual([x.mode, x.cdrom, x.readonly, x.chapUser, recordSecretUsage(x), recordPool(x)], ['block', true, true, 'virt-iscsi-boot', undefined, undefined]);
     const order = [
       `iscsiadm --mode node --targetname ${x.target} --portal ${portal},1 --interface default --op new`,
       `install -m 0600 /dev/stdin /etc/iscsi/nodes/${x.target}/127.0.0.1,3260,1/default <<'EOF'\n********\nEOF`,
@@ -166,7 +166,7 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
       assert.ok(i >= at, `the plan has, in order: ${line}\n${plan}`);
       at = i;
     }
-    assert.deepEqual(x.attachment && [x.attachment.dev, x.attachment.media], ['hdc', true], 'the existing empty drive gets the media');
+    assert.deepEqual(x.hypervisors[0]!.attachment && [x.hypervisors[0]!.attachment.dev, x.hypervisors[0]!.attachment.media], ['hdc', true], 'the existing empty drive gets the media');
     assert.doesNotMatch(plan, /secret-define/, 'block mode needs no libvirt secret');
     assert.match(plan, /--op new --user virt-iscsi-boot --password '?\*{8}'?$/m, "tgtadm's password is masked in the plan");
     assert.doesNotMatch(plan, /--password (?!'?\*{8})/);
@@ -177,15 +177,13 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
     const stateDir = join(dir, 'unexport-state');
     mkdirSync(stateDir);
     const record: ExportRecord = {
-      version: 1,
-      name: 'fixture',
+      version: 2,
+      name: 'fixture-tgt',
       image,
       sizeBytes: 16 * 1024 * 1024,
       cdrom: false,
       readonly: false,
       storage: 'local',
-      hypervisor: HV,
-      connect: 'qemu:///system',
       backend: 'tgt',
       backendOptions: { controlPort, confDir: join(dir, 'conf') },
       target: 'iqn.2024-01.test.lab:fixture-tgt',
@@ -193,23 +191,23 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
       serial: 'VI000000000001',
       portal: '127.0.0.1:3260',
       mode: 'block',
-      initiator: HOST_INITIATOR,
+      hypervisors: [{ uri: HV, connect: 'qemu:///system', initiator: HOST_INITIATOR }],
       vm: DOMAIN,
       persist: true,
       createdAt: '2026-11-05T00:00:00.000Z',
     };
-    writeFileSync(join(stateDir, 'fixture.json'), renderRecord(record));
+    writeFileSync(join(stateDir, 'fixture-tgt.json'), renderRecord(record));
     const s = new PlanSession([
       ['iscsiadm --mode session -P 3', { stdout: fixture('lab/session-p3-tgt-and-lio-ipv6.txt') }],
       ['iscsiadm --mode node', { stdout: fixture('lab/node-list.txt') }],
     ]);
-    const u = await unexportImage(s, { name: 'fixture', stateDir, hostRecordDir: join(dir, 'host-records') });
+    const u = await unexportImage(s, { name: 'fixture-tgt', stateDir, hostRecordDir: join(dir, 'host-records') });
     const plan = renderSteps(s.recorded);
     assert.equal(u.found, true);
     const order = [
       'iscsiadm --mode node --targetname iqn.2024-01.test.lab:fixture-tgt --portal 127.0.0.1:3260 --interface default --logout',
       'iscsiadm --mode node --targetname iqn.2024-01.test.lab:fixture-tgt --portal 127.0.0.1:3260 --interface default --op delete',
-      `rm -f ${join(stateDir, 'fixture.json')}`,
+      `rm -f ${join(stateDir, 'fixture-tgt.json')}`,
     ];
     let at = 0;
     for (const line of order) {
@@ -218,6 +216,6 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
       at = i;
     }
     assert.doesNotMatch(plan, /detach-device|change-media/, 'the domain does not hold the disk: nothing to detach');
-    assert.ok(existsSync(join(stateDir, 'fixture.json')), 'a dry run removes nothing');
+    assert.ok(existsSync(join(stateDir, 'fixture-tgt.json')), 'a dry run removes nothing');
   });
 });

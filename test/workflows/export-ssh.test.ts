@@ -23,11 +23,11 @@ test('export, status after losing the local state, unexport: storage and hypervi
   const image = env.image(`${env.id}-remote.img`, 24 * MiB);
   const r = await env.exportIt(image, remote);
   const x = r.record;
-  const a = x.attachment!;
-  assert.deepEqual([x.storage, x.hypervisor, x.mode], [sshd.uri, sshd.uri, 'direct']);
+  const a = x.hypervisors[0]!.attachment!;
+  assert.deepEqual([x.storage, x.hypervisors[0]!.uri, x.mode], [sshd.uri, sshd.uri, 'direct']);
   assert.deepEqual(env.blk().find((b) => b[2] === a.dev), ['volume', 'disk', a.dev, 'unit:0:0:1']);
   assert.equal(env.capacity(a.dev), 24 * MiB);
-  assert.ok(env.sessions(x.target).includes(x.initiator));
+  assert.ok(env.sessions(x.target).includes(x.hypervisors[0]!.initiator));
 
   // From "another machine": no local state, the storage host's record found over SSH.
   rmSync(env.stateDir, { recursive: true });

@@ -13,6 +13,7 @@ import { exportStatus } from '../../src/workflows/status.js';
 import { minimalDomainXml } from '../helpers/libvirt.js';
 import { inquiry } from '../storage/tgt/initiator.js';
 import { MiB, startEnv, virsh, type Env } from './env.js';
+import { recordPool } from '../../src/workflows/records.js';
 
 /** The `<disk>` element of the domain's definition whose target dev is `dev`. */
 function diskXml(env: Env, dev: string, inactive = true): string {
@@ -29,7 +30,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     const image = env.image(`${env.id}-data.img`, 32 * MiB);
     const r = await env.exportIt(image);
     const x = r.record;
-    const a = x.attachment!;
+    const a = x.hypervisors[0]!.attachment!;
     assert.equal(x.name, `${env.id}-data`);
     assert.equal(x.mode, 'direct', 'no open-iscsi login here, libvirt has iscsi-direct');
     assert.match(x.target, new RegExp(`^iqn\\.\\d{4}-\\d{2}\\.[a-z0-9.-]+:${x.name}$`));
@@ -37,7 +38,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     assert.deepEqual(env.blk().find((b) => b[2] === a.dev), ['volume', 'disk', a.dev, 'unit:0:0:1']);
     assert.deepEqual(env.blk(true).find((b) => b[2] === a.dev), ['volume', 'disk', a.dev, 'unit:0:0:1'], 'and in the definition');
     assert.equal(env.capacity(a.dev), 32 * MiB, 'the VM sees the image size');
-    assert.ok(env.sessions(x.target).includes(x.initiator), "QEMU's session uses the export's initiator name");
+    assert.ok(env.sessions(x.target).includes(x.hypervisors[0]!.initiator), "QEMU's session uses the export's initiator name");
     const disk = diskXml(env, a.dev);
     assert.match(disk, new RegExp(`<alias name='ua-virt-iscsi-${x.name}'/>`));
     assert.match(disk, new RegExp(`<serial>${x.serial}</serial>`));
@@ -46,7 +47,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     assert.ok(virsh(['pool-list', '--all']).includes(`virt-iscsi-${x.name}`));
     // The ACL: exactly the export's initiator logs in; any other name is refused.
     const login = { portal: env.tgtd.portal, iqn: x.target, lun: 1 };
-    assert.equal(inquiry({ ...login, initiator: x.initiator }).status, 0);
+    assert.equal(inquiry({ ...login, initiator: x.hypervisors[0]!.initiator }).status, 0);
     assert.notEqual(inquiry({ ...login, initiator: `iqn.2024-01.dev.virt-iscsi:${env.id}-intruder` }).status, 0);
     // Records: on the storage host (0600, no attachment) and here (with it).
     const hostFile = join(env.hostRecordDir, `${x.name}.json`);
@@ -56,7 +57,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
 
     const again = await env.exportIt(image);
     assert.equal(again.applied, 0, 'the second run changes nothing');
-    assert.deepEqual(again.record.attachment, a);
+    assert.deepEqual(again.record.hypervisors[0]!.attachment, a);
 
     const s = new Session();
     const [st] = await exportStatus(s, { stateDir: env.stateDir, names: [x.name] }).finally(() => s.close());
@@ -64,7 +65,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     assert.equal(st.healthy, true, st.problems.join('; '));
     assert.deepEqual(st.health, { target: 'ok', lun: 'ok', acl: 'ok', pool: 'ok', volume: 'ok', disk: 'ok', session: 'ok' });
     assert.equal(st.dev, a.dev);
-    assert.ok(st.sessions.some((x2) => x2.initiator === x.initiator));
+    assert.ok(st.sessions.some((x2) => x2.initiator === x.hypervisors[0]!.initiator));
 
     const u = await env.unexportIt(x.name);
     assert.equal(u.found, true);
@@ -80,10 +81,10 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     const image = env.image(`${env.id}-chap.img`, 16 * MiB);
     const r = await env.exportIt(image, { mode: 'network', chap: true });
     const x = r.record;
-    const a = x.attachment!;
+    const a = x.hypervisors[0]!.attachment!;
     assert.deepEqual(env.blk().find((b) => b[2] === a.dev), ['network', 'disk', a.dev, `${x.target}/1`]);
     assert.equal(env.capacity(a.dev), 16 * MiB);
-    assert.ok(env.sessions(x.target).includes(x.initiator));
+    assert.ok(env.sessions(x.target).includes(x.hypervisors[0]!.initiator));
     assert.match(virsh(['secret-list']), new RegExp(`iscsi +virt-iscsi-${x.name}\\b`));
     const accounts = env.tgtd.tgtadm(['--lld', 'iscsi', '--op', 'show', '--mode', 'account']);
     assert.ok(accounts.includes(x.chapUser!), 'the CHAP account is on the target');
@@ -91,7 +92,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     const conf = readdirSync(env.confDir).find((f) => f.includes(x.name))!;
     assert.equal(statSync(join(env.confDir, conf)).mode & 0o777, 0o600);
     const secret = /incominguser \S+ (\S+)/.exec(readFileSync(join(env.confDir, conf), 'utf8'))![1]!;
-    const login = { portal: env.tgtd.portal, iqn: x.target, lun: 1, initiator: x.initiator };
+    const login = { portal: env.tgtd.portal, iqn: x.target, lun: 1, initiator: x.hypervisors[0]!.initiator };
     assert.equal(inquiry({ ...login, chap: { user: x.chapUser!, secret } }).status, 0);
     assert.notEqual(inquiry(login).status, 0, 'without CHAP the target refuses');
     for (const file of [join(env.hostRecordDir, `${x.name}.json`), join(env.stateDir, `${x.name}.json`)]) {
@@ -107,8 +108,8 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     const before = env.snapshot();
     const first = await env.exportIt(env.iso(`${env.id}-cd1`));
     const second = await env.exportIt(env.iso(`${env.id}-cd2`));
-    const a1 = first.record.attachment!;
-    const a2 = second.record.attachment!;
+    const a1 = first.record.hypervisors[0]!.attachment!;
+    const a2 = second.record.hypervisors[0]!.attachment!;
     assert.deepEqual([a1.dev, a1.bus, a1.device, a1.media], ['hdc', 'ide', 'cdrom', true], 'the existing empty drive got the media');
     assert.deepEqual([a2.bus, a2.device, a2.media], ['scsi', 'cdrom', false], 'no empty drive left: a new SCSI cdrom');
     for (const [x, a] of [
@@ -119,7 +120,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
       assert.match(diskXml(env, a.dev), /<readonly\/>/);
       assert.match(diskXml(env, a.dev, false), /<readonly\/>/);
       assert.equal(x.cdrom && x.readonly, true);
-      assert.match(inquiry({ portal: env.tgtd.portal, iqn: x.target, lun: 1, initiator: x.initiator }).stdout, /Peripheral Device Type:\s*(5|MMC)/i);
+      assert.match(inquiry({ portal: env.tgtd.portal, iqn: x.target, lun: 1, initiator: x.hypervisors[0]!.initiator }).stdout, /Peripheral Device Type:\s*(5|MMC)/i);
     }
     await env.unexportIt(first.record.name);
     assert.deepEqual(env.blk().find((b) => b[2] === 'hdc'), ['file', 'cdrom', 'hdc', '-'], 'the drive stays, empty');
@@ -130,11 +131,11 @@ test('export, export again, status, unexport, unexport again: direct, network, C
   await t.test('--no-persist: the running domain only, no autostart; a shut-off domain: its definition only', async () => {
     const before = env.snapshot();
     const live = await env.exportIt(env.image(`${env.id}-live.img`, 4 * MiB), { persist: false });
-    const a = live.record.attachment!;
+    const a = live.record.hypervisors[0]!.attachment!;
     assert.deepEqual([a.live, a.config], [true, false]);
     assert.ok(env.blk().some((b) => b[2] === a.dev));
     assert.ok(!env.blk(true).some((b) => b[2] === a.dev), 'not in the definition');
-    assert.match(virsh(['pool-info', live.record.pool!]), /Autostart:\s+no/);
+    assert.match(virsh(['pool-info', recordPool(live.record)!]), /Autostart:\s+no/);
 
     const off = `vit-${env.id}-off`;
     const xml = join(env.dir, 'off.xml');
@@ -144,8 +145,8 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     const offBefore = virsh(['dumpxml', '--inactive', off]);
     await assert.rejects(env.exportIt(env.image(`${env.id}-nope.img`, MiB), { vm: off, persist: false }), /is not running; --no-persist attaches to a running domain only/);
     const cold = await env.exportIt(env.image(`${env.id}-cold.img`, 4 * MiB), { vm: off });
-    assert.deepEqual([cold.record.attachment!.live, cold.record.attachment!.config], [false, true]);
-    assert.match(virsh(['domblklist', '--details', off]), new RegExp(`volume +disk +${cold.record.attachment!.dev} +unit:0:0:1`));
+    assert.deepEqual([cold.record.hypervisors[0]!.attachment!.live, cold.record.hypervisors[0]!.attachment!.config], [false, true]);
+    assert.match(virsh(['domblklist', '--details', off]), new RegExp(`volume +disk +${cold.record.hypervisors[0]!.attachment!.dev} +unit:0:0:1`));
 
     await env.unexportIt(cold.record.name);
     await env.unexportIt(live.record.name);
@@ -165,7 +166,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
       assert.equal(st?.name, name);
       assert.deepEqual(st?.records, ['storage']);
       assert.equal(st?.healthy, true, st?.problems.join('; '));
-      assert.equal(st?.dev, r.record.attachment!.dev, 'the disk is found in the domain by its marks');
+      assert.equal(st?.dev, r.record.hypervisors[0]!.attachment!.dev, 'the disk is found in the domain by its marks');
     } finally {
       await s.close();
     }

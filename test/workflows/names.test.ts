@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ValidationError } from '../../src/errors.js';
 import { parseDomain } from '../../src/xml/domain.js';
-import { findOurs, isOurs } from '../../src/workflows/disk.js';
+import { findOurs, isOurs } from '../../src/hypervisor/disk-steps.js';
 import { chapUser, checkExportName, defaultExportName, exportTargetIqn, generatedInitiator, hostAuthority, looksLikeIso, newChapSecret, newSerial } from '../../src/workflows/names.js';
-import { chooseMode, parsePoolCapabilities, type HypervisorFacts } from '../../src/workflows/probe.js';
+import { parsePoolCapabilities, type HypervisorFacts } from '../../src/workflows/probe.js';
+import { AUTO_MODES } from '../../src/workflows/modes.js';
 import { localStateDir, parseRecord, renderRecord, sameRecord, type ExportRecord } from '../../src/workflows/records.js';
-import { volumeLun } from '../../src/workflows/visibility.js';
+import { volumeLun } from '../../src/hypervisor/pools.js';
 
 const fixture = (path: string): string => readFileSync(new URL(`../fixtures/${path}`, import.meta.url), 'utf8');
 
@@ -59,6 +60,9 @@ const base: HypervisorFacts = {
   hostname: 'kvm1',
 };
 
+/** The mode export picks without --mode: the first automatic one the hypervisor can do. */
+const chooseMode = (f: HypervisorFacts): string => AUTO_MODES.find((m) => m.unavailable(f, 'kvm1') === undefined)!.name;
+
 test('mode: an iscsi pool when open-iscsi can log in, else iscsi-direct, else a network disk', () => {
   assert.equal(chooseMode({ ...base, iscsiadm: true, iscsiTcp: 'loaded', iscsiDirect: true }), 'pool');
   assert.equal(chooseMode({ ...base, iscsiadm: true, iscsiTcp: 'loadable' }), 'pool');
@@ -77,15 +81,13 @@ test('virsh pool-capabilities (libvirt 9.0, captured here): the pool types it ca
 });
 
 const record: ExportRecord = {
-  version: 1,
+  version: 2,
   name: 'disk1',
   image: '/srv/disk1.img',
   sizeBytes: 1048576,
   cdrom: false,
   readonly: false,
   storage: 'ssh://root@stor1',
-  hypervisor: 'local',
-  connect: 'qemu:///system',
   backend: 'tgt',
   backendOptions: { controlPort: 3261 },
   target: 'iqn.2026-11.com.example.stor1:disk1',
@@ -93,7 +95,7 @@ const record: ExportRecord = {
   serial: 'VI0123456789AB',
   portal: '192.0.2.10:3260',
   mode: 'direct',
-  initiator: 'iqn.2024-01.dev.virt-iscsi:initiator.kvm1.0035969e',
+  hypervisors: [{ uri: 'local', connect: 'qemu:///system', initiator: 'iqn.2024-01.dev.virt-iscsi:initiator.kvm1.0035969e' }],
   pool: 'virt-iscsi-disk1',
   vm: 'web1',
   persist: true,
@@ -109,9 +111,9 @@ test('records: read back what is written; the same export whatever the key order
   assert.ok(!sameRecord(undefined, record));
   for (const [text, why] of [
     ['{', /is not JSON/],
-    ['{"version":2}', /is not a version 1 virt-iscsi export record/],
+    ['{"version":3}', /has version 3, not 2/],
     [JSON.stringify({ ...record, mode: 'floppy' }), /has mode "floppy"/],
-    [JSON.stringify({ ...record, name: '../etc' }), /names an invalid export/],
+    [JSON.stringify({ ...record, name: '../etc' }), /has a bad name/],
     [JSON.stringify({ ...record, target: undefined }), /has no target/],
   ] as const) {
     assert.throws(() => parseRecord('/var/lib/virt-iscsi/exports/x.json', text), why);

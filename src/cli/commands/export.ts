@@ -5,7 +5,7 @@ import { withInterrupts } from '../../plan/plan.js';
 import { BACKEND_NAMES, type BackendName } from '../../storage/backends.js';
 import { DEFAULT_CONF_DIR } from '../../storage/tgt/records.js';
 import { exportImage, type ExportResult } from '../../workflows/export.js';
-import { DEFAULT_HOST_RECORD_DIR, EXPORT_MODES, type ExportMode } from '../../workflows/records.js';
+import { DEFAULT_HOST_RECORD_DIR, EXPORT_MODES, recordPool, type Attachment, type ExportMode } from '../../workflows/records.js';
 import { addConnect, addDryRun, addJson, addSshOptions, type HostCommandOptions } from '../options.js';
 import { withStepDisplay } from '../progress.js';
 import { runCommand } from './hypervisor-common.js';
@@ -37,23 +37,48 @@ function controlPort(value: string): number {
 const MiB = 1024 * 1024;
 const size = (b: number): string => (b >= 1024 * MiB ? `${(b / 1024 / MiB).toFixed(2)} GiB` : `${(b / MiB).toFixed(1)} MiB`);
 
+/**
+ * The export as --json prints it: the record, plus the first hypervisor's part at the top
+ * level as round 1 printed it (a JSON document's fields are added to, never renamed).
+ */
+export function exportJson(r: ExportResult): Record<string, unknown> {
+  const x = r.record;
+  const first = x.hypervisors[0]!;
+  return {
+    ...x,
+    hypervisor: first.uri,
+    connect: first.connect,
+    initiator: first.initiator,
+    ...(first.attachment ? { attachment: first.attachment } : {}),
+    changed: r.applied > 0,
+    applied: r.applied,
+    skipped: r.skipped,
+    undo: r.undo,
+  };
+}
+
+const where = (a: Attachment | undefined): string =>
+  a ? `${a.dev} (${a.device} on ${a.bus}${a.media ? ', media in an existing drive' : ''}; ${[a.live ? 'live' : '', a.config ? 'persistent' : ''].filter(Boolean).join(' and ')})` : 'a free dev, chosen when it runs';
+
 /** The summary: what was made, where the disk is in the VM, and the command that undoes it. */
 export function renderExport(r: ExportResult): string {
   const x = r.record;
-  const a = x.attachment;
   const head = r.dryRun
     ? `would export ${x.image} as ${x.name} (mode ${x.mode})`
     : r.applied === 0
       ? `${x.name} was already exported: nothing changed`
       : `exported ${x.image} as ${x.name} (mode ${x.mode})`;
-  const where = a ? `${a.dev} (${a.device} on ${a.bus}${a.media ? ', media in an existing drive' : ''}; ${[a.live ? 'live' : '', a.config ? 'persistent' : ''].filter(Boolean).join(' and ')})` : 'a free dev, chosen when it runs';
+  const pool = recordPool(x);
+  const several = x.hypervisors.length > 1;
   const lines = [
     head,
     `  image   ${x.image} (${size(x.sizeBytes)}${x.cdrom ? ', CD-ROM' : x.readonly ? ', read-only' : ''}) on ${x.storage}`,
-    `  target  ${x.target} LUN ${x.lun} (serial ${x.serial}, ${x.backend}), allowing ${x.initiator}${x.chapUser ? ` with CHAP user ${x.chapUser}` : ''}`,
+    `  target  ${x.target} LUN ${x.lun} (serial ${x.serial}, ${x.backend}), allowing ${x.hypervisors.map((h) => h.initiator).join(', ')}${x.chapUser ? ` with CHAP user ${x.chapUser}` : ''}`,
     `  portal  ${x.portal}`,
-    ...(x.pool ? [`  pool    ${x.pool} on ${x.hypervisor}`] : []),
-    `  VM      ${x.vm}: ${where}`,
+    ...(pool ? [`  pool    ${pool} on ${x.hypervisors.map((h) => h.uri).join(', ')}`] : []),
+    ...(several
+      ? x.hypervisors.map((h) => `  VM      ${x.vm} on ${h.uri}: ${h.attachment ? where(h.attachment) : 'not defined there (ready for it)'}`)
+      : [`  VM      ${x.vm}: ${where(x.hypervisors[0]!.attachment)}`]),
     `undo with: ${r.undo}`,
   ];
   return lines.join('\n');
@@ -117,7 +142,7 @@ export function registerExport(program: Command): void {
             }),
           ),
         renderExport,
-        (r) => ({ ...r.record, changed: r.applied > 0, applied: r.applied, skipped: r.skipped, undo: r.undo }),
+        exportJson,
       ),
     );
   });

@@ -22,7 +22,7 @@ import { formatIetConf, getIetTarget, parseIetConf, ietLunParams, removeIetTarge
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import { commandError } from '../../runner/check.js';
 import type { RunOptions, Runner } from '../../runner/types.js';
-import type { LunState, SessionInfo, TargetBackend, TargetSpec, TargetState } from '../backend.js';
+import type { DaemonStatus, DeleteOptions, LunState, SessionInfo, TargetBackend, TargetSpec, TargetState } from '../backend.js';
 import { parseIetSessions, parseIetVolumes, type IetSessionTarget, type IetVolumeTarget } from './proc.js';
 
 export interface IetBackendOptions {
@@ -98,6 +98,23 @@ export class IetBackend implements TargetBackend {
       allowPath: options.allowPath ?? IET_DEFAULTS.allowPath,
       procDir: options.procDir ?? IET_DEFAULTS.procDir,
     };
+  }
+
+  /** ietadm and ietd.conf take CHAP secrets only in the clear (argv, and the 0600 file). */
+  readonly capabilities = { growLunInPlace: false, secretOffArgv: false, addressAcls: true } as const;
+
+  async status(): Promise<DaemonStatus> {
+    if ((await this.runner.run(['ietadm', '--version'], { query: true })).exitCode === 127) return 'not-installed';
+    return (await this.runner.readFile(`${this.paths.procDir}/volume`)) === undefined ? 'stopped' : 'running';
+  }
+
+  async persisted(iqn: string): Promise<boolean> {
+    return getIetTarget(parseIetConf((await this.runner.readFile(this.paths.confPath)) ?? ''), ietTargetName(iqn)) !== undefined;
+  }
+
+  async storedChapSecret(iqn: string, user: string): Promise<string | undefined> {
+    const t = getIetTarget(parseIetConf((await this.runner.readFile(this.paths.confPath)) ?? ''), ietTargetName(iqn));
+    return [...(t?.incomingUsers ?? []), ...(t?.outgoingUser ? [t.outgoingUser] : [])].find((a) => a.user === user)?.secret;
   }
 
   private get dryRun(): boolean {
@@ -271,7 +288,7 @@ export class IetBackend implements TargetBackend {
     return after;
   }
 
-  async delete(iqn: string, options: { force?: boolean } = {}): Promise<void> {
+  async delete(iqn: string, options: DeleteOptions = {}): Promise<void> {
     const name = ietTargetName(iqn);
     const v = (await this.volumes()).find((x) => x.name.toLowerCase() === name);
     if (v) {

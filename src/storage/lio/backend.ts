@@ -13,7 +13,7 @@ import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import type { Portal } from '../../names/portal.js';
 import { commandError, displayCommand } from '../../runner/check.js';
 import type { RunOptions, RunResult, Runner } from '../../runner/types.js';
-import type { LunState, SessionInfo, TargetBackend, TargetSpec, TargetState } from '../backend.js';
+import type { DaemonStatus, DeleteOptions, LunState, SessionInfo, TargetBackend, TargetSpec, TargetState } from '../backend.js';
 import { lioCreatePlan, lioDeletePlan, lioName, type LioCommand, type LioView } from './plan.js';
 import { parseSaveconfig, SAVECONFIG_PATHS, type SavedConfig } from './saveconfig.js';
 import { parseAclInfo, parseDynamicSessions } from './sessions.js';
@@ -44,6 +44,8 @@ export class LioStateError extends CommandError {
 
 export class LioBackend implements TargetBackend {
   readonly name = 'lio' as const;
+  /** fileio backstores read their size once; targetcli takes commands, secrets included, on stdin. */
+  readonly capabilities = { growLunInPlace: false, secretOffArgv: true, addressAcls: false } as const;
 
   constructor(
     readonly runner: Runner,
@@ -68,6 +70,38 @@ export class LioBackend implements TargetBackend {
     const out = `${r.stdout}\n${r.stderr}`.trim();
     if (c.alreadyDone?.test(out)) return;
     throw commandError(this.runner, ['targetcli', ...c.args], { ...r, stderr: out }, opts);
+  }
+
+  /** Installed: targetcli answers; running: the kernel's target configfs is there. */
+  async status(): Promise<DaemonStatus> {
+    if ((await this.runner.run(['targetcli', '--version'], { query: true })).exitCode === 127) return 'not-installed';
+    return (await this.runner.run(['test', '-d', CONFIGFS_ISCSI], { query: true })).exitCode === 0 ? 'running' : 'stopped';
+  }
+
+  async persisted(iqn: string): Promise<boolean> {
+    const name = lioName(iqn, 'target');
+    return (await this.readSaved())?.targets.some((t) => t.iqn === name) === true;
+  }
+
+  /**
+   * saveconfig.json keeps CHAP passwords in clear (it is root's, 0600), on the target's
+   * ACLs and on its TPG (demo mode): e.g. "chap_userid": "labuser", "chap_password": "...".
+   */
+  async storedChapSecret(iqn: string, user: string): Promise<string | undefined> {
+    const name = lioName(iqn, 'target');
+    for (const p of this.options.saveconfigPath ? [this.options.saveconfigPath] : SAVECONFIG_PATHS) {
+      const text = await this.runner.readFile(p);
+      if (text === undefined) continue;
+      let doc: unknown;
+      try {
+        doc = JSON.parse(text);
+      } catch {
+        return undefined;
+      }
+      const target = ((doc as { targets?: unknown[] }).targets ?? []).find((t) => (t as { wwn?: unknown }).wwn === name);
+      return target === undefined ? undefined : findChapPassword(target, user);
+    }
+    return undefined;
   }
 
   async ensureRunning(): Promise<void> {
@@ -203,7 +237,7 @@ export class LioBackend implements TargetBackend {
     return after;
   }
 
-  async delete(iqn: string, options: { force?: boolean } = {}): Promise<void> {
+  async delete(iqn: string, options: DeleteOptions = {}): Promise<void> {
     const name = lioName(iqn, 'target');
     const tree = await this.readTree();
     const t = tree.targets.find((x) => x.iqn === name);
@@ -275,4 +309,24 @@ function plannedState(spec: TargetSpec, iqn: string): TargetState {
     accounts: spec.chap ? [spec.chap.user] : [],
     persisted: spec.persist,
   };
+}
+
+/** The password beside `user` anywhere under a saved target (ACLs, TPGs), incoming or mutual. */
+function findChapPassword(node: unknown, user: string): string | undefined {
+  if (Array.isArray(node)) {
+    for (const x of node) {
+      const found = findChapPassword(x, user);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (node === null || typeof node !== 'object') return undefined;
+  const o = node as Record<string, unknown>;
+  if (o['chap_userid'] === user && typeof o['chap_password'] === 'string') return o['chap_password'];
+  if (o['chap_mutual_userid'] === user && typeof o['chap_mutual_password'] === 'string') return o['chap_mutual_password'];
+  for (const v of Object.values(o)) {
+    const found = findChapPassword(v, user);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }

@@ -8,7 +8,7 @@
 //   values are limited to configshell's characters (checked before anything runs).
 // - Errors usually exit 1, but warnings ("Cannot map new lun ...") exit 0 and older
 //   versions exit 0 on errors too: every command's effect is checked by reading the
-//   state back (pitfall 6).
+//   state back (targetcli exits 0 on many errors).
 // - `/iscsi create` adds a 0.0.0.0:3260 portal when the global preference
 //   auto_add_default_portal is on (the default); it is deleted when other portals are
 //   wanted, without touching the user's preferences. A listening 0.0.0.0:3260 also
@@ -311,7 +311,7 @@ export function saveconfigCommand(path: string | undefined, iqn: string, present
 
 /**
  * The commands that remove a target and the backstores of its LUNs that we created
- * (named with BACKSTORE_PREFIX); already gone is success (pitfall 5).
+ * (named with BACKSTORE_PREFIX); already gone is success (teardown must be idempotent).
  */
 export function lioDeletePlan(iqn: string, tree: LioTree, saved: SavedConfig | undefined, saveconfigPath?: string): LioCommand[] {
   const target = tree.targets.find((t) => t.iqn === iqn);

@@ -1,4 +1,4 @@
-// The tgt backend: targets live through tgtadm (never a tgtd restart, pitfall 10), each
+// The tgt backend: targets live through tgtadm (never a tgtd restart, which drops every session), each
 // one we make also recorded in its own file in tgt's conf.d so it comes back when tgtd
 // starts, and `sync` to find and repair the difference between the two.
 import { randomBytes } from 'node:crypto';
@@ -8,12 +8,12 @@ import { parseIscsiName, sameIqn } from '../../names/iscsi-name.js';
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import { runChecked } from '../../runner/check.js';
 import type { Runner } from '../../runner/types.js';
-import type { CreateOptions, SyncItem, SyncOptions, TargetBackend, TargetSpec, TargetState } from '../backend.js';
+import type { CreateOptions, DeleteOptions, SyncItem, SyncOptions, TargetBackend, TargetSpec, TargetState } from '../backend.js';
 import { checkServableImage, fileIdentities, type ImageInfo } from '../image.js';
 import { normalizeTargetSpec } from '../spec.js';
 import { resolveLuns } from './conf.js';
 import { targetSpecToTgtConf } from '../../config/tgt-conf.js';
-import { startTgt, tgtStatus, type StartMethod, type TgtStartOptions } from './daemon.js';
+import { startTgt, tgtStatus, type StartMethod, type TgtStartOptions, type TgtStatus } from './daemon.js';
 import { targetDrift } from './drift.js';
 import { DEFAULT_CONF_DIR, parseRecord, readRecords, recordFile, writeRecord, type RecordKind, type TgtRecord } from './records.js';
 import type { TgtShowTarget } from './show-parser.js';
@@ -36,7 +36,7 @@ export interface TgtBackendOptions extends TgtStartOptions {
 /** How many times create picks the next tid when a racing create took the one it chose. */
 const TID_ATTEMPTS = 20;
 
-/** A serial per LUN, so an initiator can tell this LUN from a stale device (pitfall 7). */
+/** A serial per LUN, so an initiator can tell this LUN from a stale device. */
 function newSerial(): string {
   return `VI${randomBytes(6).toString('hex').toUpperCase()}`;
 }
@@ -88,6 +88,25 @@ export class TgtBackend implements TargetBackend {
 
   private globalAccounts(): Promise<string[]> {
     return this.startsInPlan ? Promise.resolve([]) : this.tgtadm.showAccounts();
+  }
+
+  readonly capabilities = { growLunInPlace: false, secretOffArgv: false, addressAcls: true } as const;
+
+  status(): Promise<TgtStatus> {
+    return tgtStatus(this.tgtadm);
+  }
+
+  async persisted(iqn: string): Promise<boolean> {
+    const name = parseIscsiName(iqn, 'target name');
+    for (const kind of ['persistent', 'live-only'] as const) if ((await this.runner.readFile(recordFile(this.confDir, name, kind))) !== undefined) return true;
+    return false;
+  }
+
+  /** From our 0600 record of the target in conf.d: tgtd never shows a secret. */
+  async storedChapSecret(iqn: string, user: string): Promise<string | undefined> {
+    const recs = await readRecords(this.runner, this.confDir);
+    const t = recs.find((r) => sameIqn(r.iqn, iqn))?.target;
+    return [...(t?.incomingUsers ?? []), ...(t?.outgoingUser ? [t.outgoingUser] : [])].find((a) => a.user === user)?.secret;
   }
 
   // ---- reading ---------------------------------------------------------------------------
@@ -237,7 +256,7 @@ export class TgtBackend implements TargetBackend {
 
   // ---- delete ----------------------------------------------------------------------------
 
-  async delete(iqn: string, options: { force?: boolean } = {}): Promise<void> {
+  async delete(iqn: string, options: DeleteOptions = {}): Promise<void> {
     const name = parseIscsiName(iqn, 'target name');
     const host = this.runner.host;
     // Asked at once; what tgtd shows counts only when it runs.
@@ -256,7 +275,7 @@ export class TgtBackend implements TargetBackend {
     const live = status === 'running' && 'targets' in shown ? shown.targets : [];
     const t = live.find((x) => sameIqn(x.iqn, name));
     if (t) {
-      if (records.length === 0 && !options.force) {
+      if (records.length === 0 && !options.force && !options.ours) {
         throw new ValidationError(`target ${name} on ${host} was not made by virt-iscsi (no record in ${this.confDir}); pass --force to delete it anyway`, 'iqn');
       }
       // A dry run has only recorded the steps that end the sessions (detach, logout): the real run checks.
@@ -267,12 +286,16 @@ export class TgtBackend implements TargetBackend {
         if (e instanceof TgtadmError && e.reason === 'target-active') throw sessionsError(name, t);
         throw e;
       }
-      // The CHAP accounts we made for it, unless another target has been given them since.
-      const elsewhere = new Set(live.filter((x) => x !== t).flatMap((x) => x.accounts.map((a) => a.user)));
-      for (const rec of records) {
-        const users = rec.target ? [...rec.target.incomingUsers, ...(rec.target.outgoingUser ? [rec.target.outgoingUser] : [])].map((a) => a.user) : [];
-        for (const u of users) if (!elsewhere.has(u)) await this.tgtadm.deleteAccount(u);
-      }
+    }
+    // The CHAP accounts we made for it (its records say which, or the caller that made it),
+    // unless another target has been given them since; a run killed half-way may have left
+    // an account whose target never came, so this is done with or without the target.
+    const elsewhere = new Set(live.filter((x) => x !== t).flatMap((x) => x.accounts.map((a) => a.user)));
+    const users = new Set<string>(options.ours?.accounts ?? []);
+    for (const rec of records) for (const a of rec.target ? [...rec.target.incomingUsers, ...(rec.target.outgoingUser ? [rec.target.outgoingUser] : [])] : []) users.add(a.user);
+    if (users.size > 0 && status === 'running') {
+      const existing = new Set(await this.globalAccounts());
+      for (const u of users) if (existing.has(u) && !elsewhere.has(u)) await this.tgtadm.deleteAccount(u);
     }
     for (const rec of records) await this.runner.removeFile(rec.file);
   }

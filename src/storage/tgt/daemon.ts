@@ -1,7 +1,7 @@
 // Is tgt installed, is tgtd running, and starting it the way the host does: its service
 // manager for the system instance, tgtd itself where there is none or for a private
 // instance on its own control port. Never restarts a running tgtd (that drops every
-// session: pitfall 10).
+// session).
 import { PrerequisiteError, TimeoutError } from '../../errors.js';
 import { displayCommand, runChecked } from '../../runner/check.js';
 import type { Runner } from '../../runner/types.js';

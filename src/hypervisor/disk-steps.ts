@@ -1,19 +1,32 @@
-// The export's disk in the domain: attached (or its media put into an empty cdrom drive)
-// where placement.ts says it can go, found again by its marks, and taken away. Attaching
-// is planned when the step runs, from the domain as it is then, and planned again when
-// libvirt answers that the chosen dev (or drive) was taken meanwhile: exports to one
-// domain at the same moment each end up on their own dev.
-import { describeSource, deviceXml, diskFor, readView } from '../hypervisor/disks.js';
-import { flagWords, insertStep } from '../hypervisor/media.js';
-import { chooseFlags, place, placeMedia, slotOf, VIRTIO_SCSI, type DomainView, type FlagChoice } from '../hypervisor/placement.js';
-import { isMissing, VirshError } from '../hypervisor/virsh-errors.js';
-import type { DeviceFlags, Virsh } from '../hypervisor/virsh.js';
-import { parseByPath } from '../names/by-path.js';
-import { runPlan, undoAll, type Step } from '../plan/plan.js';
-import { cdromDisk, validateDisk, type DiskDef, type DiskSource } from '../xml/disk.js';
-import { buildController, type DomainInfo } from '../xml/domain.js';
-import type { Attachment } from './records.js';
+// A disk (or cdrom) in a domain, as the one step builder every caller uses (`attach`,
+// `export`, `repair`): attached, or its media put into an empty cdrom drive, where
+// placement.ts says it can go; found again by its marks; taken away. Attaching is planned
+// when the step runs, from the domain as it is then, and planned again when libvirt
+// answers that the chosen dev (or drive) was taken meanwhile: exports to one domain at the
+// same moment each end up on their own dev.
 import { sameIqn } from '../names/iscsi-name.js';
+import { parseByPath } from '../names/by-path.js';
+import { runPlan, sleep, undoAll, type Step } from '../plan/plan.js';
+import { cdromDisk, validateDisk, type DiskBus, type DiskDef, type DiskSource } from '../xml/disk.js';
+import { buildController, type DomainInfo } from '../xml/domain.js';
+import { describeSource, deviceXml, diskFor, readView } from './disks.js';
+import { flagWords, insertStep } from './media.js';
+import { chooseFlags, place, placeMedia, slotOf, VIRTIO_SCSI, type DomainView, type FlagChoice } from './placement.js';
+import { isMissing, VirshError } from './virsh-errors.js';
+import type { DeviceFlags, Virsh } from './virsh.js';
+
+/** How the disk sits in the domain, once it is there (what the records keep). */
+export interface Attachment {
+  dev: string;
+  bus: string;
+  device: 'disk' | 'cdrom';
+  /** Media put into a cdrom drive the domain already had (the drive stays when taken away). */
+  media: boolean;
+  live: boolean;
+  config: boolean;
+  /** A virtio-scsi controller was added for it (removed with it when nothing else uses it). */
+  controller?: { live: boolean; config: boolean };
+}
 
 /** What makes a disk the export's: our alias, or a source only this export has. */
 export interface DiskMark {
@@ -28,11 +41,18 @@ export interface DiskRequest {
   source: DiskSource;
   cdrom: boolean;
   readonly: boolean;
-  mark: DiskMark;
-  serial: string;
+  /** What makes it findable again (export); without one only `dev` can find it. */
+  mark?: DiskMark;
+  serial?: string;
+  /** A dev of the caller's choosing (else the first free one on a hot-plug-safe bus), and its bus. */
+  dev?: string;
+  bus?: DiskBus;
   /** 'live' for --no-persist; unset: live when the domain runs, and persistent. */
   flags?: FlagChoice;
 }
+
+/** Told before anything is changed: the controller a step is about to add (a journal writes it down first). */
+export type ControllerHook = (flags: DeviceFlags, when: 'before' | 'after') => Promise<void>;
 
 
 /** The export's IQN (network, block by-path) or pool (volume) names the source as ours. */
@@ -108,26 +128,34 @@ function mediaPlan(virsh: Virsh, req: DiskRequest, view: DomainView, dev: string
 }
 
 /** An ISO goes into an empty cdrom drive when the domain has one; anything else is a new device. */
-function planAttach(virsh: Virsh, req: DiskRequest, view: DomainView): AttachPlan {
+function planDiskAttach(virsh: Virsh, req: DiskRequest, view: DomainView, onController?: ControllerHook): AttachPlan {
   const device = req.cdrom ? 'cdrom' : 'disk';
-  const drive = req.cdrom ? emptyDrive(view, req.flags) : undefined;
+  const drive = req.cdrom && req.dev === undefined ? emptyDrive(view, req.flags) : undefined;
   if (drive) return mediaPlan(virsh, req, view, drive.target.dev);
-  const p = place(view, { device, flags: req.flags });
+  const p = place(view, { device, flags: req.flags, ...(req.dev !== undefined ? { dev: req.dev } : {}), ...(req.bus !== undefined ? { bus: req.bus } : {}) });
   if (p.kind === 'media') return mediaPlan(virsh, req, view, p.target.dev);
-  const disk = validateDisk({ ...diskFor(req.source, device, p.target, req.readonly), alias: req.mark.alias, serial: req.serial });
+  const disk = validateDisk({
+    ...diskFor(req.source, device, p.target, req.readonly),
+    ...(req.mark ? { alias: req.mark.alias } : {}),
+    ...(req.serial !== undefined ? { serial: req.serial } : {}),
+  });
   const steps: Step[] = [];
   const c = p.controller;
   if (c) {
     const xml = buildController(c.controller);
     steps.push({
       title: `add a virtio-scsi controller to domain ${req.domain} (${flagWords(c.flags)})`,
-      apply: () => virsh.attachDevice(req.domain, xml, c.flags),
+      apply: async () => {
+        await onController?.(c.flags, 'before');
+        await virsh.attachDevice(req.domain, xml, c.flags);
+        await onController?.(c.flags, 'after');
+      },
       undo: () => virsh.detachDevice(req.domain, xml, c.flags),
     });
   }
   const xml = deviceXml(disk);
   steps.push({
-    title: `attach ${describeSource(disk.source)} as ${device} ${p.target.dev}`,
+    title: `attach ${describeSource(disk.source)} as ${device} ${p.target.dev} on bus ${p.target.bus}`,
     apply: () => virsh.attachDevice(req.domain, xml, p.flags),
     undo: () => virsh.detachDevice(req.domain, xml, p.flags),
   });
@@ -143,35 +171,54 @@ function lostRace(e: unknown): boolean {
 
 const ATTACH_ATTEMPTS = 8;
 
+export interface AttachStepOptions {
+  /** The domain as the caller found it: the first placement is made from it, every retry from the domain as it is then. */
+  view: DomainView;
+  /** The disk; a function when its source is known only once the LUN is visible. */
+  request: DiskRequest | (() => DiskRequest);
+  /** Where it went (or was found). */
+  done?: (a: Attachment) => void;
+  onController?: ControllerHook;
+  title?: string;
+}
+
 /**
- * Attaches the disk `request()` describes (its source is known only once the LUN is
- * visible), reporting where it went; undo takes exactly that away again. `view` is the
- * domain as the export found it: the first placement is made from it, and every retry
- * from the domain as it is then.
+ * The one step that gives a domain a disk or cdrom: marked disks already there are done;
+ * otherwise it is placed from the domain as it is, planned again when another attach
+ * took the dev meanwhile (only when the dev was ours to choose); undo takes exactly that
+ * away again.
  */
-export function attachDisk(virsh: Virsh, view: DomainView, request: () => DiskRequest, done: (a: Attachment) => void): Pick<Step, 'check' | 'apply' | 'undo'> {
+export function attachStep(virsh: Virsh, o: AttachStepOptions): Step {
+  const request = (): DiskRequest => (typeof o.request === 'function' ? o.request() : o.request);
+  const view = o.view;
   let applied: Step[] = [];
+  const fixed = typeof o.request === 'function' ? undefined : o.request;
   return {
+    id: 'attach',
+    host: virsh.runner.host,
+    title: o.title ?? (fixed ? `attach ${describeSource(fixed.source)} to domain ${fixed.domain} as a ${fixed.cdrom ? 'cdrom' : 'disk'}${fixed.dev ? ` ${fixed.dev}` : ''}` : `attach the disk to domain ${view.name}`),
     async check() {
       const req = request();
+      if (!req.mark) return false;
       const found = findOurs(view, req.mark);
       if (!found) return false;
       const want = chooseFlags(view, req.flags);
       if ((want.live && !found.live) || (want.config && !found.inactive)) return false;
-      done(attachmentOf(found));
+      o.done?.(attachmentOf(found));
       return true;
     },
     async apply() {
       for (let attempt = 1; ; attempt++) {
-        const plan = planAttach(virsh, request(), attempt === 1 ? view : await readView(virsh, view.name));
+        const req = request();
+        const plan = planDiskAttach(virsh, req, attempt === 1 ? view : await readView(virsh, view.name), o.onController);
         try {
           await runPlan(plan.steps);
           applied = plan.steps;
-          done(plan.attachment);
+          o.done?.(plan.attachment);
           return;
         } catch (e) {
-          if (attempt >= ATTACH_ATTEMPTS || !lostRace(e)) throw e;
-          await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 200)));
+          if (attempt >= ATTACH_ATTEMPTS || req.dev !== undefined || !lostRace(e)) throw e;
+          await sleep(50 + Math.floor(Math.random() * 200));
         }
       }
     },

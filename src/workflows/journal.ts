@@ -1,0 +1,242 @@
+// The crash journal of an export: before each change, a line saying what is about to be
+// made (and where), fsynced; after it, a line saying it was. kill -9, a power cut or a lost
+// SSH link between two lines leaves the file behind, and from it `unexport NAME` knows the
+// export and every piece it may have made (the names come from the export's record, written
+// first), `status` shows it as interrupted, and running the same export again takes up the
+// same names and finishes it. A run that ends (done, or fully rolled back) removes it.
+//
+// One JSON object a line, appended to $XDG_STATE_HOME/virt-iscsi/journal/NAME.jsonl on the
+// machine that runs virt-iscsi. The last line may be torn by a crash: it is ignored.
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { posix } from 'node:path';
+import type { DeviceFlags } from '../hypervisor/virsh.js';
+import { syncDir } from '../runner/local.js';
+import type { PlanJournal, Step } from '../plan/plan.js';
+import { checkExportName } from './names.js';
+import { parseRecord, type ExportRecord } from './records.js';
+
+/** Something a step made that the record alone does not tell (the record names all the rest). */
+export type JournalPiece = { kind: 'controller'; host: string; vm: string; flags: DeviceFlags };
+
+export type JournalEntry =
+  | { t: 'begin'; at: string; pid: number; record: ExportRecord }
+  | { t: 'intent'; at: string; step: string; host?: string; title: string }
+  | { t: 'piece'; at: string; piece: JournalPiece }
+  | { t: 'done'; at: string; step: string; host?: string }
+  | { t: 'undone'; at: string; step: string; host?: string }
+  | { t: 'end'; at: string; outcome: 'done' | 'rolled-back' };
+
+/** Beside the export records: .../virt-iscsi/journal when they are in .../virt-iscsi/exports. */
+export const journalDir = (stateDir: string): string => posix.join(posix.dirname(stateDir), 'journal');
+export const journalFile = (stateDir: string, name: string): string => posix.join(journalDir(stateDir), `${name}.jsonl`);
+
+/** What a journal left behind says. */
+export interface JournalState {
+  file: string;
+  name: string;
+  /** The export as the last run that began it resolved it. */
+  record: ExportRecord;
+  /** How many runs began it (a run after a crash is the second). */
+  runs: number;
+  pid: number;
+  startedAt: string;
+  /** Steps whose change was (maybe) made and not taken back. */
+  open: Array<{ step: string; host?: string; title: string; done: boolean }>;
+  pieces: JournalPiece[];
+}
+
+// ---- the test pause ---------------------------------------------------------------------
+// VIRT_ISCSI_TEST_PAUSE=STEP[#N]:before|after makes the run stop, printing a line on stderr,
+// right before (the intent is on disk, nothing made) or right after (made, not yet marked
+// done) the Nth step with that id, and wait there to be killed. The crash tests use it to
+// kill -9 the CLI at each step; it changes nothing a user sees unless set.
+
+function pausePoint(): { id: string; n: number; when: 'before' | 'after' } | undefined {
+  const spec = process.env.VIRT_ISCSI_TEST_PAUSE;
+  const m = spec === undefined ? null : /^([a-z-]+)(?:#(\d+))?:(before|after)$/.exec(spec);
+  return m ? { id: m[1]!, n: Number(m[2] ?? 1), when: m[3] as 'before' | 'after' } : undefined;
+}
+
+const seen = new Map<string, number>();
+
+async function maybePause(id: string, when: 'before' | 'after'): Promise<void> {
+  const p = pausePoint();
+  if (!p || p.id !== id) return;
+  const n = (seen.get(`${id}:${when}`) ?? 0) + 1;
+  seen.set(`${id}:${when}`, n);
+  if (p.when !== when || p.n !== n) return;
+  process.stderr.write(`virt-iscsi: test pause ${when} ${id}#${n} (pid ${process.pid})\n`);
+  setInterval(() => undefined, 1 << 30);
+  await new Promise<never>(() => undefined);
+}
+
+// ---- writing ----------------------------------------------------------------------------
+
+export class Journal implements PlanJournal {
+  private constructor(
+    readonly file: string,
+    private readonly earlierRuns: number,
+  ) {}
+
+  /** Starts (or continues, after a crash) the journal of `record`'s export. */
+  static async begin(stateDir: string, record: ExportRecord): Promise<Journal> {
+    const dir = journalDir(stateDir);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = journalFile(stateDir, record.name);
+    const before = await readJournal(stateDir, record.name).catch(() => undefined);
+    const j = new Journal(file, before?.runs ?? 0);
+    await j.append({ t: 'begin', at: new Date().toISOString(), pid: process.pid, record });
+    await syncDir(dir);
+    return j;
+  }
+
+  private async append(e: JournalEntry): Promise<void> {
+    const fh = await open(this.file, 'a', 0o600);
+    try {
+      await fh.write(`${JSON.stringify(e)}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async intent(step: Step): Promise<void> {
+    await this.append({ t: 'intent', at: new Date().toISOString(), step: step.id ?? 'step', ...(step.host ? { host: step.host } : {}), title: step.title });
+    await maybePause(step.id ?? 'step', 'before');
+  }
+
+  async done(step: Step): Promise<void> {
+    await maybePause(step.id ?? 'step', 'after');
+    await this.append({ t: 'done', at: new Date().toISOString(), step: step.id ?? 'step', ...(step.host ? { host: step.host } : {}) });
+  }
+
+  async undone(step: Step): Promise<void> {
+    await this.append({ t: 'undone', at: new Date().toISOString(), step: step.id ?? 'step', ...(step.host ? { host: step.host } : {}) });
+  }
+
+  /** A piece the record does not name is about to be made (`before`), or was (`after`). */
+  async piece(p: JournalPiece, when: 'before' | 'after'): Promise<void> {
+    if (when === 'before') await this.append({ t: 'piece', at: new Date().toISOString(), piece: p });
+    await maybePause(p.kind, when);
+  }
+
+  /**
+   * The run ended. Done: the records say all, the journal goes. Rolled back: it goes too,
+   * unless an earlier run (that crashed) may have made pieces this run found in place and
+   * so did not take back: then it stays, and `unexport` finishes.
+   */
+  async end(outcome: 'done' | 'rolled-back'): Promise<void> {
+    await this.append({ t: 'end', at: new Date().toISOString(), outcome });
+    if (outcome === 'done' || this.earlierRuns === 0) await rm(this.file, { force: true });
+  }
+}
+
+// ---- reading ----------------------------------------------------------------------------
+
+/** The journal of export `name`, or undefined when there is none (nothing was interrupted). */
+export async function readJournal(stateDir: string, name: string): Promise<JournalState | undefined> {
+  const file = journalFile(stateDir, name);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  return parseJournal(file, name, text);
+}
+
+export function parseJournal(file: string, name: string, text: string): JournalState | undefined {
+  const entries: JournalEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      entries.push(JSON.parse(line) as JournalEntry);
+    } catch {
+      break; // a line torn by the crash: nothing after it was written
+    }
+  }
+  let state: JournalState | undefined;
+  for (const e of entries) {
+    switch (e.t) {
+      case 'begin':
+        state = {
+          file,
+          name,
+          record: parseRecord(`${file} (begin)`, JSON.stringify(e.record)),
+          runs: (state?.runs ?? 0) + 1,
+          pid: Number(e.pid),
+          startedAt: String(e.at),
+          open: state?.open ?? [],
+          pieces: state?.pieces ?? [],
+        };
+        if (state.record.name !== name) throw new Error(`${file} is the journal of ${state.record.name}, not ${name}`);
+        break;
+      case 'intent':
+        state?.open.push({ step: String(e.step), ...(e.host ? { host: String(e.host) } : {}), title: String(e.title), done: false });
+        break;
+      case 'done': {
+        const i = lastIndex(state?.open ?? [], (x) => x.step === e.step && x.host === e.host && !x.done);
+        if (i >= 0) state!.open[i]!.done = true;
+        break;
+      }
+      case 'undone': {
+        const i = lastIndex(state?.open ?? [], (x) => x.step === e.step && x.host === e.host);
+        if (i >= 0) state!.open.splice(i, 1);
+        break;
+      }
+      case 'piece':
+        if (e.piece?.kind === 'controller') state?.pieces.push(e.piece);
+        break;
+      case 'end':
+        if (e.outcome === 'done') state = undefined;
+        break;
+    }
+  }
+  return state;
+}
+
+function lastIndex<T>(xs: readonly T[], f: (x: T) => boolean): number {
+  for (let i = xs.length - 1; i >= 0; i--) if (f(xs[i]!)) return i;
+  return -1;
+}
+
+/** Every journal left in the state dir: the exports that were interrupted. */
+export async function listJournals(stateDir: string): Promise<{ journals: JournalState[]; unreadable: Array<{ file: string; error: string }> }> {
+  const dir = journalDir(stateDir);
+  let files: string[];
+  try {
+    files = (await readdir(dir)).filter((f) => f.endsWith('.jsonl')).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { journals: [], unreadable: [] };
+    throw e;
+  }
+  const out = { journals: [] as JournalState[], unreadable: [] as Array<{ file: string; error: string }> };
+  for (const f of files) {
+    const name = f.slice(0, -'.jsonl'.length);
+    const file = posix.join(dir, f);
+    try {
+      checkExportName(name);
+      const j = await readJournal(stateDir, name);
+      if (j) out.journals.push(j);
+    } catch (e) {
+      out.unreadable.push({ file, error: (e as Error).message });
+    }
+  }
+  return out;
+}
+
+export async function removeJournal(stateDir: string, name: string): Promise<void> {
+  await rm(journalFile(stateDir, name), { force: true });
+}
+
+/** The process that wrote the journal still runs on this machine (then it is not interrupted, only busy). */
+export function stillRunning(j: JournalState): boolean {
+  if (!Number.isInteger(j.pid) || j.pid <= 0) return false;
+  try {
+    process.kill(j.pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,118 @@
+// The export modes as one table: what each needs from a hypervisor, where its CHAP secret
+// goes, who holds the iSCSI session, and the builders that make the LUN visible, take it
+// away and look at it. Every workflow (export, unexport, status, apply) reads the entry;
+// none compares mode names. A new mode is a new row.
+import type { Portal } from '../names/portal.js';
+import type { Step } from '../plan/plan.js';
+import type { Virsh } from '../hypervisor/virsh.js';
+import type { PoolType } from '../xml/pool.js';
+import type { HypervisorFacts } from './probe.js';
+import { EXPORT_MODES, type ExportMode, type ExportRecord } from './records.js';
+import {
+  inspectDevice,
+  inspectNothing,
+  inspectPool,
+  loginVisibility,
+  logoutTeardown,
+  networkVisibility,
+  noTeardown,
+  poolTeardown,
+  poolVisibility,
+  type HypervisorLeftovers,
+  type VisibilityContext,
+  type VisibilityHealth,
+} from './visibility.js';
+
+export interface ModeEntry {
+  readonly name: ExportMode;
+  /** For --help and errors. */
+  readonly summary: string;
+  /** The hypervisor's own open-iscsi logs in: it needs iscsiadm, the iscsi_tcp module and its InitiatorName file. */
+  readonly hostLogin: boolean;
+  /** A libvirt pool of this type holds the LUN (named after the export). */
+  readonly pool?: PoolType;
+  /** Where the hypervisor keeps the CHAP password: a libvirt secret, or open-iscsi's node record. */
+  readonly chapIn: 'libvirt-secret' | 'node-record';
+  /** Who the target sees logged in: the host always, or QEMU only while the VM runs with the disk. */
+  readonly session: 'host' | 'qemu';
+  /** Chosen without --mode in this order, where the hypervisor can (lower first). */
+  readonly autoRank?: number;
+  /** Why this hypervisor cannot do the mode, or undefined when it can. */
+  unavailable(f: HypervisorFacts, host: string): string | undefined;
+  /** Steps that make the LUN visible on one hypervisor and fill in the disk's source. */
+  visible(c: VisibilityContext): Step[];
+  /** Steps that take it away from one hypervisor (after the disk is detached). */
+  teardown(virsh: Virsh, r: ExportRecord, portal: Portal, found: HypervisorLeftovers): Step[];
+  /** Status: the hypervisor's side of the LUN. */
+  inspect(virsh: Virsh, r: ExportRecord, portal: Portal): Promise<VisibilityHealth>;
+}
+
+const needsLogin = (mode: ExportMode) => (f: HypervisorFacts, host: string): string | undefined => {
+  if (f.iscsiadm && f.iscsiTcp !== 'missing') return undefined;
+  const why = f.iscsiadm ? 'the iscsi_tcp kernel module is not available there' : 'iscsiadm (open-iscsi) is not installed there';
+  return `mode ${mode} needs open-iscsi to log in on ${host}, but ${why}; use --mode direct or --mode network`;
+};
+
+export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
+  pool: {
+    name: 'pool',
+    summary: "a libvirt iscsi pool: the hypervisor's open-iscsi logs in, the VM gets the LUN's block device",
+    hostLogin: true,
+    pool: 'iscsi',
+    chapIn: 'libvirt-secret',
+    session: 'host',
+    autoRank: 1,
+    unavailable: needsLogin('pool'),
+    visible: poolVisibility('iscsi'),
+    teardown: poolTeardown('iscsi'),
+    inspect: (virsh, r) => inspectPool(virsh, r),
+  },
+  direct: {
+    name: 'direct',
+    summary: "a libvirt iscsi-direct pool: libvirt and QEMU log in themselves, the VM gets the pool's volume",
+    hostLogin: false,
+    pool: 'iscsi-direct',
+    chapIn: 'libvirt-secret',
+    session: 'qemu',
+    autoRank: 2,
+    unavailable: (f, host) =>
+      f.iscsiDirect ? undefined : `mode direct needs libvirt's iscsi-direct pool backend on ${host} (libvirt-daemon-driver-storage-iscsi-direct); use --mode network`,
+    visible: poolVisibility('iscsi-direct'),
+    teardown: poolTeardown('iscsi-direct'),
+    inspect: (virsh, r) => inspectPool(virsh, r),
+  },
+  network: {
+    name: 'network',
+    summary: "a network disk: QEMU's own iSCSI initiator logs in when the disk is attached",
+    hostLogin: false,
+    chapIn: 'libvirt-secret',
+    session: 'qemu',
+    autoRank: 3,
+    unavailable: () => undefined,
+    visible: networkVisibility,
+    teardown: noTeardown,
+    inspect: inspectNothing,
+  },
+  block: {
+    name: 'block',
+    summary: "an iscsiadm login without a pool: the VM gets the LUN's /dev/disk/by-path device",
+    hostLogin: true,
+    chapIn: 'node-record',
+    session: 'host',
+    unavailable: needsLogin('block'),
+    visible: loginVisibility,
+    teardown: (virsh, r, portal) => logoutTeardown(virsh, r, portal),
+    inspect: (virsh, r, portal) => inspectDevice(virsh, r, portal),
+  },
+};
+
+export { EXPORT_MODES, type ExportMode };
+
+export function modeOf(r: { mode: ExportMode }): ModeEntry {
+  return MODES[r.mode];
+}
+
+/** The modes tried without --mode, best first. */
+export const AUTO_MODES: readonly ModeEntry[] = Object.values(MODES)
+  .filter((m) => m.autoRank !== undefined)
+  .sort((a, b) => a.autoRank! - b.autoRank!);
