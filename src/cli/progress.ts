@@ -1,8 +1,10 @@
 // A plan's steps as they run. On a terminal: one line per step with a spinner while it
 // runs, then a mark and its time. Otherwise (pipes, logs, CI) plain lines, one per step
 // when it ends: "[3/8] attach ... done (0.4s)". Rollback steps are shown the same way.
+import { printable } from '../names/values.js';
 import type { PlanEvent } from '../plan/plan.js';
 import type { RecordedStep } from '../runner/recording.js';
+import { planRecorder } from './plan-document.js';
 
 export interface ProgressStream {
   write(text: string): unknown;
@@ -28,7 +30,7 @@ export class Progress {
   }
 
   private label(index: number, title: string): string {
-    return `[${index + 1}/${this.total}] ${title}`;
+    return `[${index + 1}/${this.total}] ${printable(title)}`;
   }
 
   private since(): string {
@@ -104,7 +106,7 @@ export function planComments(recorded: RecordedStep[]): StepDisplay {
   return {
     plan: (steps) => void (total = steps.length),
     event: (e) => {
-      if (e.type === 'start') recorded.push({ host: 'local', shell: `# [${e.index + 1}/${total}] ${e.step.title}` });
+      if (e.type === 'start') recorded.push({ host: 'local', shell: `# [${e.index + 1}/${total}] ${printable(e.step.title)}` });
       if (e.type === 'skipped') recorded.push({ host: 'local', shell: '#   already done' });
     },
   };
@@ -122,12 +124,28 @@ export interface StepHooks {
  */
 export async function withStepDisplay<T>(o: { json?: boolean; dryRun?: boolean }, recorded: RecordedStep[], fn: (hooks: StepHooks) => Promise<T>): Promise<T> {
   const hooks = (d: StepDisplay): StepHooks => ({ onPlan: d.plan.bind(d), onEvent: d.event.bind(d) });
+  if (o.json && o.dryRun) return fn({ onEvent: planRecorder(recorded).event });
   if (o.json) return fn({});
   if (o.dryRun) return fn(hooks(planComments(recorded)));
-  const progress = new Progress(process.stdout);
+  // stdout may be a pipe that closes (`| head -1`): progress is not worth dying over.
+  const progress = new Progress(guarded(process.stdout));
   try {
     return await fn(hooks(progress));
   } finally {
     progress.close();
   }
+}
+
+/** A stream whose writes never throw (EPIPE on a closed pipe): the run goes on, unseen. */
+function guarded(out: NodeJS.WriteStream): ProgressStream {
+  return {
+    isTTY: out.isTTY,
+    write: (text: string) => {
+      try {
+        return out.write(text);
+      } catch {
+        return false;
+      }
+    },
+  };
 }

@@ -1,12 +1,9 @@
 // A typed driver for virsh over a Runner, so a hypervisor reached over SSH takes the same
 // code path as this machine. Every call is `virsh -c URI ...`. XML documents and secret
-// values never go on argv. On a remote host they go as /dev/stdin: sshd gives the command
-// a pipe, and one round trip is saved twice over. Here they go in a 0600 file, removed
-// right after: virsh cannot open /dev/stdin when stdin is a socket, as Node gives a child
-// ("Failed to open file '/dev/stdin': No such device or address"). A dry run prints the
-// document as a heredoc, secrets as ********. Reads are marked `query`, so a dry run still
-// looks at the real state.
-import { randomBytes } from 'node:crypto';
+// values never go on argv and never into a file: virsh reads them from /dev/stdin (the
+// Runners make that a pipe), so nothing is left behind when virt-iscsi is killed. A dry
+// run prints the document as a heredoc, secrets as ********. Reads are marked `query`, so
+// a dry run still looks at the real state.
 import { ConnectError, PrerequisiteError } from '../errors.js';
 import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from './libvirt-uri.js';
 import type { RunOptions, RunResult, Runner } from '../runner/types.js';
@@ -108,21 +105,9 @@ export class Virsh {
     throw e;
   }
 
-  /** Runs `fn` with the path virsh reads `text` from: /dev/stdin on a remote host, else a fresh 0600 file, removed afterwards. */
-  private async withFile<T>(text: string, secret: boolean, fn: (path: string, stdin?: string) => Promise<T>): Promise<T> {
-    if (this.runner.host !== 'local') return fn('/dev/stdin', text);
-    const path = `/tmp/virt-iscsi-${randomBytes(8).toString('hex')}${secret ? '' : '.xml'}`;
-    await this.runner.writeFile(path, text, { mode: 0o600, secret });
-    try {
-      return await fn(path);
-    } finally {
-      await this.runner.removeFile(path);
-    }
-  }
-
   /** `virsh ARGS FILE FLAGS` with the XML document in FILE. */
   private withXml(args: readonly string[], xml: string, flags: readonly string[] = []): Promise<RunResult> {
-    return this.withFile(xml, false, (path, stdin) => this.run([...args, path, ...flags], stdin === undefined ? {} : { stdin }));
+    return this.run([...args, '/dev/stdin', ...flags], { stdin: xml });
   }
 
   private query(args: readonly string[]): Promise<RunResult> {
@@ -208,9 +193,9 @@ export class Virsh {
     return def.uuid;
   }
 
-  /** Sets the value from a 0600 file (`--file F --plain`), never on argv. */
+  /** Sets the value from stdin (`--file /dev/stdin --plain`): never on argv, never in a file. */
   async secretSetValue(uuid: string, value: string): Promise<void> {
-    await this.withFile(value, true, (path, stdin) => this.run(['secret-set-value', uuid, '--file', path, '--plain'], { secrets: [value], ...(stdin === undefined ? {} : { stdin }) }));
+    await this.run(['secret-set-value', uuid, '--file', '/dev/stdin', '--plain'], { secrets: [value], stdin: value });
   }
 
   /** Removes the secret; one already gone is success. */

@@ -22,10 +22,13 @@ export class LocalRunner implements Runner {
   readonly host = 'local';
 
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    const [file, ...args] = argv;
-    if (!file) throw new TypeError('empty argv');
+    if (!argv[0]) throw new TypeError('empty argv');
+    // Node hands a child's stdin over as a socket, which a program that opens /dev/stdin
+    // (virsh reading an XML document or a secret from it) cannot open ("No such device or
+    // address"): cat turns it into a pipe. The secret thus never touches a file.
+    const [file, ...args] = options.stdin === undefined ? argv : ['sh', '-c', 'cat | "$@"', 'sh', ...argv];
     const { execa } = await (execaModule ??= import('execa'));
-    const sub = execa(file, args, {
+    const sub = execa(file!, args, {
       input: options.stdin ?? '',
       env: options.env,
       timeout: options.timeoutMs,
@@ -44,10 +47,10 @@ export class LocalRunner implements Runner {
       return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
     }
     if (r.timedOut) {
-      return { stdout: r.stdout ?? '', stderr: `${file}: timed out after ${options.timeoutMs} ms`, exitCode: EXIT_TIMEOUT };
+      return { stdout: r.stdout ?? '', stderr: `${argv[0]}: timed out after ${options.timeoutMs} ms`, exitCode: EXIT_TIMEOUT };
     }
     const code = (r.cause as NodeJS.ErrnoException | undefined)?.code;
-    if (code === 'ENOENT') return { stdout: '', stderr: `${file}: command not found`, exitCode: EXIT_NOT_FOUND };
+    if (code === 'ENOENT') return { stdout: '', stderr: `${argv[0]}: command not found`, exitCode: EXIT_NOT_FOUND };
     return { stdout: r.stdout ?? '', stderr: r.stderr || (r.shortMessage ?? ''), exitCode: r.signal ? 128 + (constants.signals[r.signal] ?? 0) : 1 };
   }
 

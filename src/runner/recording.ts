@@ -6,6 +6,10 @@ import type { RunOptions, RunResult, Runner, WriteFileOptions } from './types.js
 export interface RecordedStep {
   host: string;
   shell: string;
+  /** The command alone (secrets masked), when this is one; `shell` adds its input as a here-document. */
+  command?: string;
+  /** What the command reads on stdin, or what a file gets (secrets masked). */
+  document?: { path?: string; content: string };
 }
 
 /**
@@ -32,18 +36,18 @@ export class RecordingRunner implements Runner {
       const env = Object.entries(options.env).map(([k, v]) => `${k}=${quoteArg(v)}`);
       shell = `env ${maskSecrets(env.join(' '), options.secrets)} ${shell}`;
     }
-    if (options.stdin !== undefined) shell += heredoc(maskSecrets(options.stdin.toString(), options.secrets));
-    this.steps.push({ host: this.host, shell });
+    const command = shell;
+    const stdin = options.stdin === undefined ? undefined : maskSecrets(options.stdin.toString(), options.secrets);
+    if (stdin !== undefined) shell += heredoc(stdin);
+    this.steps.push({ host: this.host, shell, command, ...(stdin !== undefined ? { document: { content: stdin } } : {}) });
     return { stdout: '', stderr: '', exitCode: 0 };
   }
 
   async writeFile(path: string, data: string, options: WriteFileOptions = {}): Promise<void> {
     const mode = (options.mode ?? 0o644).toString(8).padStart(4, '0');
     const body = options.secret ? '********\n' : data;
-    this.steps.push({
-      host: this.host,
-      shell: `install -m ${mode} /dev/stdin ${quoteArg(path)}${heredoc(body)}`,
-    });
+    const command = `install -m ${mode} /dev/stdin ${quoteArg(path)}`;
+    this.steps.push({ host: this.host, shell: `${command}${heredoc(body)}`, command, document: { path, content: body } });
   }
 
   async readFile(path: string): Promise<string | undefined> {
@@ -51,7 +55,8 @@ export class RecordingRunner implements Runner {
   }
 
   async removeFile(path: string): Promise<void> {
-    this.steps.push({ host: this.host, shell: `rm -f ${quoteArg(path)}` });
+    const command = `rm -f ${quoteArg(path)}`;
+    this.steps.push({ host: this.host, shell: command, command });
   }
 
   async close(): Promise<void> {

@@ -249,7 +249,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
   const prior = localRecord ?? journal?.record ?? storage.record;
   const sides = hvUris.map((uri, i) => ({ uri, facts: facts[i]! }));
   if (!sides.some((s) => s.facts.view)) {
-    throw new ValidationError(`domain ${show(vm)} is not defined on ${hvUris.length === 1 ? hvUris[0] : `any of ${hvUris.join(', ')}`}`, 'vm');
+    throw new ValidationError(`no domain ${show(vm)} on ${virshes.length === 1 ? virshes[0]!.where : `any of ${virshes.map((v) => v.where).join(', ')}`}`, 'vm');
   }
   const mode = modeFor(asked, prior, sides);
   const cdrom = o.cdrom ?? prior?.cdrom ?? looksLikeIso(image);

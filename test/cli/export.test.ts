@@ -66,11 +66,11 @@ test('the export, unexport and status commands', async (t) => {
     const out = r.stdout;
     assert.match(out, /^would export .*-dry\.img as .*-dry \(mode direct\)$/m);
     assert.match(out, /^# dry run: nothing was changed\. This would run:$/m);
-    assert.match(out, /^# \[2\/10\] create target iqn\./m, 'each step as a comment before its commands');
+    assert.match(out, /^# \[3\/10\] create target iqn\./m, 'each step as a comment before its commands');
     assert.match(out, /^tgtadm -C \d+ --lld iscsi --mode account --op new --user virt-iscsi-\S+ --password '?\*{8}'?$/m);
     assert.doesNotMatch(out, /--password (?!'?\*{8})/);
     assert.match(out, /<pool type="iscsi-direct">[\s\S]*<auth type="chap" username="virt-iscsi-[^"]+">/);
-    assert.match(out, /secret-set-value [0-9a-f-]+ --file \/tmp\/virt-iscsi-\w+ --plain/);
+    assert.match(out, /secret-set-value [0-9a-f-]+ --file \/dev\/stdin --plain <<'EOF'\n\*{8}\nEOF/, 'the secret goes on stdin, masked');
     assert.match(out, /<disk type="volume" device="disk">/);
     // The secret file's body, the tgt record (it holds the secret) are masked.
     for (const m of out.matchAll(/install -m 0600 \/dev\/stdin (\S+) <<'EOF'\n([\s\S]*?)\nEOF/g)) {
@@ -79,9 +79,26 @@ test('the export, unexport and status commands', async (t) => {
     assert.deepEqual(env.snapshot(), before);
     assert.deepEqual(readdirSync(env.confDir), []);
     const json = await cli(env, [...exportArgs(env, image), '--dry-run', '--json']);
-    const doc = JSON.parse(json.stdout) as { dryRun: boolean; plan: unknown[]; result: { name: string; changed: boolean } };
-    assert.deepEqual([doc.dryRun, doc.result.name], [true, `${env.id}-dry`]);
+    const doc = JSON.parse(json.stdout) as {
+      planVersion: number;
+      dryRun: boolean;
+      plan: unknown[];
+      steps: Array<{ id: string; title: string; host: string; state: string; commands: Array<{ host: string; command: string }>; documents: Array<{ content: string }> }>;
+      result: { name: string; changed: boolean };
+    };
+    assert.deepEqual([doc.planVersion, doc.dryRun, doc.result.name], [1, true, `${env.id}-dry`]);
     assert.ok(doc.plan.length > 5);
+    assert.deepEqual(
+      doc.steps.map((s) => s.id),
+      ['daemon', 'storage-record', 'target', 'pool-define', 'pool-start', 'pool-autostart', 'volume', 'attach', 'local-record'],
+      'the plan document lists every step by id',
+    );
+    assert.equal(doc.steps[0]!.state, 'already-done', 'tgtd runs');
+    const target = doc.steps.find((s) => s.id === 'target')!;
+    assert.ok(target.commands.some((c) => /--mode target --op new/.test(c.command)), 'the target step holds its tgtadm commands');
+    const define = doc.steps.find((s) => s.id === 'pool-define')!;
+    assert.match(define.documents[0]!.content, /^<pool type="iscsi-direct">/, 'the pool XML is the step\'s document');
+    assert.ok(doc.steps.every((s) => s.host === 'local'));
   });
 
   await t.test('export prints each step and a summary with the undo command; again: nothing changed; --json; status; unexport', async () => {
@@ -92,7 +109,7 @@ test('the export, unexport and status commands', async (t) => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, '');
     assert.match(r.stdout, /^\[1\/9\] start the tgt target daemon on local \.\.\. already done$/m);
-    assert.match(r.stdout, /^\[2\/9\] create target iqn\.\S+ on local: LUN 1 .* \.\.\. done \(\d+\.\ds\)$/m);
+    assert.match(r.stdout, /^\[3\/9\] create target iqn\.\S+ on local: LUN 1 .* \.\.\. done \(\d+\.\ds\)$/m);
     assert.match(r.stdout, /^\[8\/9\] give domain \S+ the LUN as a disk \.\.\. done \(\d+\.\ds\)$/m);
     assert.match(r.stdout, new RegExp(`^exported ${image.replace(/\./g, '\\.')} as ${n} \\(mode direct\\)$`, 'm'));
     assert.match(r.stdout, /^ {2}VM {6}\S+: sd[a-z] \(disk on scsi; live and persistent\)$/m);
@@ -108,8 +125,9 @@ test('the export, unexport and status commands', async (t) => {
     assert.match(st.stdout, new RegExp(`^${n} {2}healthy$`, 'm'));
     assert.match(st.stdout, /\[target ok, lun ok, acl ok\]/);
     assert.match(st.stdout, new RegExp(`: ${doc.attachment.dev} \\(disk, live, persistent\\), mode direct`));
-    const stj = JSON.parse((await cli(env, ['status', '--json'])).stdout) as Array<{ name: string; healthy: boolean }>;
-    assert.deepEqual(stj.map((s) => [s.name, s.healthy]), [[n, true]]);
+    const stj = JSON.parse((await cli(env, ['status', '--json'])).stdout) as { statusVersion: number; exports: Array<{ name: string; healthy: boolean; state: string }> };
+    assert.equal(stj.statusVersion, 2, 'the status document carries its version');
+    assert.deepEqual(stj.exports.map((s) => [s.name, s.healthy, s.state]), [[n, true, 'ok']]);
 
     const u = await cli(env, ['unexport', n, '--host-records', env.hostRecordDir]);
     assert.equal(u.status, 0, u.stderr);
@@ -128,7 +146,7 @@ test('the export, unexport and status commands', async (t) => {
     const r = await cli(env, ['export', image, '--vm', env.domain, '--portal', `127.0.0.1:${closed}`, '--mode', 'network', ...hostArgs(env)]);
     failedWith(r, /^virt-iscsi: virsh -c qemu:\/\/\/system attach-device \S+ \S+ --live --config failed on local \(exit 1\): error: .*iSCSI: Failed to connect/);
     assert.match(r.stdout, /^\[4\/5\] give domain \S+ the LUN as a disk \.\.\. failed/m);
-    assert.match(r.stdout, /^\[2\/5\] undo: create target .* \.\.\. undone/m);
+    assert.match(r.stdout, /^\[3\/5\] undo: create target .* \.\.\. undone/m);
     assert.deepEqual(env.snapshot(), before);
     assert.deepEqual(readdirSync(env.confDir), []);
   });

@@ -153,7 +153,7 @@ test('attach, detach and media on running and shut-off QEMU domains', async (t) 
     const plan = await planAttach(new Virsh(rec), { domain: spare, source: net(1, 'dry'), cdrom: true });
     await runPlan(plan.steps);
     const shell = rec.render();
-    assert.match(shell, /<controller type="scsi" index="0" model="virtio-scsi"\/>[^]*attach-device vit-att-spare-\w+ \/tmp\/virt-iscsi-\w+\.xml --live --config[^]*<disk type="network" device="cdrom">[^]*<readonly\/>[^]*attach-device/);
+    assert.match(shell, /<controller type="scsi" index="0" model="virtio-scsi"\/>[^]*attach-device vit-att-spare-\w+ \/dev\/stdin --live --config[^]*<disk type="network" device="cdrom">[^]*<readonly\/>[^]*attach-device/);
     assert.doesNotMatch(virsh(['dumpxml', '--inactive', spare]), /<controller type='scsi'/);
   });
 

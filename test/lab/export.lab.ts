@@ -142,7 +142,7 @@ describe('export and unexport in the lab guest (storage host and hypervisor), th
 
     const again = await exportIt([image, '--vm', VM]);
     assert.deepEqual([again.changed, again.applied], [false, 0], 'a second run changes nothing');
-    const [st] = JSON.parse(await labCliOk(lab, ['status', '--json'], env)) as Array<{ name: string; healthy: boolean; problems: string[]; dev: string }>;
+    const [st] = (JSON.parse(await labCliOk(lab, ['status', '--json'], env)) as { exports: Array<{ name: string; healthy: boolean; problems: string[]; dev: string }> }).exports;
     assert.deepEqual([st?.name, st?.healthy, st?.dev], ['data', true, a.dev], st?.problems.join('; '));
 
     await unexportIt(x.name);

@@ -38,7 +38,7 @@ function addAttach(program: Command): void {
       async (s) => {
         const virsh = await openVirsh(s, o);
         const plan = await planAttach(virsh, { domain: vm, source: await sourceSpec(virsh, o), cdrom: o.cdrom, readonly: o.readonly, bus: o.bus, dev: o.dev, flags });
-        await applySteps(plan.steps, o);
+        await applySteps(plan.steps, o, s.recorded);
         const p = plan.placement;
         return {
           domain: vm,
@@ -74,7 +74,7 @@ function addDetach(program: Command): void {
       async (s) => {
         const virsh = await openVirsh(s, o);
         const plan = await planDetach(virsh, { domain: vm, dev: o.dev, flags });
-        await applySteps(plan.steps, o);
+        await applySteps(plan.steps, o, s.recorded);
         return { domain: vm, dev: o.dev, source: describeSource(plan.disk.source), live: plan.flags.live, config: plan.flags.config };
       },
       (r) => `${o.dryRun ? 'would detach' : 'detached'} ${r.dev} (${r.source}) from domain ${vm}`,

@@ -9,7 +9,9 @@ import { Virsh } from '../../hypervisor/virsh.js';
 import { runPlan, withInterrupts, type Step } from '../../plan/plan.js';
 import { addConnect, addDryRun, addJson, addSshOptions, sessionOptions, type HostCommandOptions } from '../options.js';
 import { printJson, printText } from '../output.js';
+import type { RecordedStep } from '../../runner/recording.js';
 import { Session, withSession } from '../session.js';
+import { planRecorder } from '../plan-document.js';
 
 export interface HypervisorOptions extends HostCommandOptions {
   hypervisor: string;
@@ -67,12 +69,14 @@ export async function readSecretFile(flag: string, file: string): Promise<string
  * Runs the steps, rolling back on failure or Ctrl-C. In text mode, and not under
  * --dry-run (which prints the commands instead), says what each step did.
  */
-export async function applySteps(steps: readonly Step[], o: HostCommandOptions): Promise<void> {
+export async function applySteps(steps: readonly Step[], o: HostCommandOptions, recorded?: RecordedStep[]): Promise<void> {
   const talk = !o.json && !o.dryRun;
+  const plan = o.dryRun && o.json && recorded ? planRecorder(recorded) : undefined;
   await withInterrupts((signal) =>
     runPlan(steps, {
       signal,
       onEvent: (e) => {
+        plan?.event(e);
         if (!talk) return;
         if (e.type === 'done') printText(`done: ${e.step.title}`);
         else if (e.type === 'skipped') printText(`already done: ${e.step.title}`);
@@ -91,7 +95,7 @@ export async function runCommand<T>(o: HostCommandOptions, fn: (s: Session) => P
     const s = new Session(sessionOptions(o));
     try {
       const r = await fn(s);
-      printJson({ dryRun: true, plan: s.recorded, result: json(r) });
+      printJson({ ...planRecorder(s.recorded).document(), plan: s.recorded.map(({ host, shell }) => ({ host, shell })), result: json(r) });
     } finally {
       await s.close();
     }

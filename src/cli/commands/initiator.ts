@@ -60,7 +60,7 @@ export function registerInitiator(program: Command): void {
       o,
       async (s) => {
         const plan = await planLogin(new Iscsiadm(await s.runner(o.hypervisor)), { portal, target: o.target, chap, luns: o.lun.length ? o.lun : undefined, wait: { timeoutMs: o.timeout * 1000 } });
-        await applySteps(plan.steps, o);
+        await applySteps(plan.steps, o, s.recorded);
         return { target: o.target, portal: formatPortal(plan.portal), devices: plan.devices };
       },
       (r) => `${o.dryRun ? 'would log in to' : 'logged in to'} ${r.target} at ${r.portal}${r.devices.length ? `:\n${r.devices.join('\n')}` : ''}`,
@@ -73,7 +73,7 @@ export function registerInitiator(program: Command): void {
       await runCommand(
         o,
         async (s) => {
-          await applySteps(await planLogout(new Iscsiadm(await s.runner(o.hypervisor)), { portal, target: o.target }), o);
+          await applySteps(await planLogout(new Iscsiadm(await s.runner(o.hypervisor)), { portal, target: o.target }), o, s.recorded);
           return { target: o.target, portal: formatPortal(portal) };
         },
         (r) => `${o.dryRun ? 'would log out of' : 'logged out of'} ${r.target} at ${r.portal}`,

@@ -33,7 +33,7 @@ export function registerMedia(program: Command): void {
       async (s) => {
         const virsh = await openVirsh(s, o);
         const plan = await planInsert(virsh, { domain: vm, dev: o.dev, source: await sourceSpec(virsh, o), replace: o.replace, flags });
-        await applySteps(plan.steps, o);
+        await applySteps(plan.steps, o, s.recorded);
         return { domain: vm, dev: o.dev, source: describeSource(plan.disk.source), changed: plan.steps.length > 0, live: plan.flags.live, config: plan.flags.config };
       },
       (r) => (o.dryRun ? `would insert ${r.source} into ${r.dev} of domain ${vm}` : `${r.dev} of domain ${vm} holds ${r.source}${r.changed ? '' : ' (it already did)'}`),
@@ -54,7 +54,7 @@ export function registerMedia(program: Command): void {
       async (s) => {
         const virsh = await openVirsh(s, o);
         const plan = await planEject(virsh, { domain: vm, dev: o.dev, flags });
-        await applySteps(plan.steps, o);
+        await applySteps(plan.steps, o, s.recorded);
         return { domain: vm, dev: o.dev, ejected: plan.steps.length > 0 ? describeSource(plan.disk.source) : null };
       },
       (r) => (o.dryRun ? `would eject ${r.ejected ?? 'nothing'} from ${r.dev} of domain ${vm}` : r.ejected ? `ejected ${r.ejected} from ${r.dev} of domain ${vm}` : `${r.dev} of domain ${vm} was already empty`),

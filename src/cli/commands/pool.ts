@@ -75,7 +75,7 @@ function addCreate(pool: Command): void {
       o,
       async (s) => {
         const virsh = await openVirsh(s, o);
-        await applySteps(createPoolSteps(virsh, spec, { timeoutMs: o.timeout * 1000 }), o);
+        await applySteps(createPoolSteps(virsh, spec, { timeoutMs: o.timeout * 1000 }), o, s.recorded);
         return { pool: def.name, type: def.type, volumes: virsh.dryRun ? [] : await virsh.volumes(def.name) };
       },
       (r) => (o.dryRun ? `would create pool ${r.pool}` : `pool ${r.pool} is running on ${o.connect} (${o.hypervisor}); its volumes:\n${renderVolumes(r.volumes)}`),
@@ -95,7 +95,7 @@ function addDelete(pool: Command): void {
       async (s) => {
         const virsh = await openVirsh(s, o);
         const steps = await deletePoolSteps(virsh, name);
-        await applySteps(steps, o);
+        await applySteps(steps, o, s.recorded);
         return { pool: name, existed: steps.length > 0 };
       },
       (r) => (o.dryRun ? `would delete pool ${r.pool}` : r.existed ? `deleted pool ${r.pool}` : `pool ${r.pool} is not there (nothing to do)`),

@@ -1,7 +1,7 @@
 // `virt-iscsi status [NAME...]`: every export and the health of each of its pieces.
 import type { Command } from 'commander';
 import { DEFAULT_HOST_RECORD_DIR } from '../../workflows/records.js';
-import { exportStatus, type ExportStatus } from '../../workflows/status.js';
+import { statusReport, type ExportStatus, type StatusReport } from '../../workflows/status.js';
 import { addJson, addSshOptions, sessionOptions, type HostCommandOptions } from '../options.js';
 import { printJson, printText } from '../output.js';
 import { withSession } from '../session.js';
@@ -22,21 +22,33 @@ function renderOne(s: ExportStatus): string {
       .join(', ');
   const disk = s.dev ? `${s.dev} (${s.device}${s.live ? ', live' : ''}${s.persistent ? ', persistent' : ''})` : 'no disk';
   const sessions = s.sessions.map((x) => `${x.initiator}${x.address ? ` from ${x.address}` : ''}`).join(', ') || 'none';
+  const state = { ok: 'healthy', degraded: 'NOT HEALTHY', interrupted: 'INTERRUPTED', busy: 'being changed by a running virt-iscsi' }[s.state];
+  const several = s.hypervisors.length > 1;
+  const hv = (h: ExportStatus['hypervisors'][number]): string => {
+    const where = h.dev ? `${h.dev} (${h.device}${h.live ? ', live' : ''}${h.persistent ? ', persistent' : ''})` : h.defined ? 'no disk' : 'domain not defined here';
+    const marks = (['pool', 'volume', 'disk', 'session'] as const).filter((k) => h[k] !== 'n/a').map((k) => `${k} ${h[k]}`).join(', ');
+    return `  on        ${h.uri}${h.running ? ' (runs the VM)' : ''}: ${where}, initiator ${h.initiator}  [${marks}]`;
+  };
   const lines = [
-    `${s.name}  ${s.healthy ? 'healthy' : 'NOT HEALTHY'}`,
+    `${s.name}  ${state}`,
     `  image     ${s.image} (${(s.sizeBytes / MiB).toFixed(1)} MiB) on ${s.storage}`,
     `  target    ${s.target} LUN ${s.lun} (${s.backend})  [${mark('target', 'lun', 'acl')}]`,
-    `  portal    ${s.portal}, initiator ${s.initiator}`,
-    `  VM        ${s.vm} on ${s.hypervisor}: ${disk}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}  [${mark('pool', 'volume', 'disk')}]`,
+    `  portal    ${s.portal}${several ? '' : `, initiator ${s.initiator}`}`,
+    several
+      ? `  VM        ${s.vm}${s.runningOn ? ` runs on ${s.runningOn}` : ' is not running'}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}`
+      : `  VM        ${s.vm} on ${s.hypervisor}: ${disk}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}  [${mark('pool', 'volume', 'disk')}]`,
+    ...(several ? s.hypervisors.map(hv) : []),
     `  sessions  ${sessions}  [${mark('session') || 'session n/a'}]`,
     ...s.problems.map((p) => `  problem   ${p}`),
+    ...(s.fix ? [`  fix       ${s.fix}`] : []),
   ];
   return lines.join('\n');
 }
 
-export function renderStatus(list: readonly ExportStatus[]): string {
-  if (list.length === 0) return 'no exports recorded here (give --storage URI to list the exports a storage host has records of)';
-  return list.map(renderOne).join('\n\n');
+export function renderStatus(report: StatusReport): string {
+  const bad = report.unreadable.map((u) => `unreadable ${u.file}: ${u.error}`);
+  if (report.exports.length === 0) return ['no exports recorded here (give --storage URI to list the exports a storage host has records of)', ...bad].join('\n');
+  return [...report.exports.map(renderOne), ...(bad.length ? [bad.join('\n')] : [])].join('\n\n');
 }
 
 export function registerStatus(program: Command): void {
@@ -51,9 +63,9 @@ export function registerStatus(program: Command): void {
     ),
   ).action(async (names: string[], o: StatusFlags) => {
     await withSession(sessionOptions(o), async (s) => {
-      const list = await exportStatus(s, { storage: o.storage, hostRecordDir: o.hostRecords, ...(names.length ? { names } : {}) });
-      if (o.json) printJson(list);
-      else printText(renderStatus(list));
+      const report = await statusReport(s, { storage: o.storage, hostRecordDir: o.hostRecords, ...(names.length ? { names } : {}) });
+      if (o.json) printJson(report);
+      else printText(renderStatus(report));
     });
   });
 }

@@ -14,6 +14,7 @@ import { printJson, printText } from '../output.js';
 import { Session, withSession } from '../session.js';
 import { parseLunArg } from './xml-target-conf.js';
 import { renderList, renderSync, renderTarget } from './target-render.js';
+import { planRecorder } from '../plan-document.js';
 
 interface TargetOptions extends HostCommandOptions {
   host: string;
@@ -65,7 +66,7 @@ async function run<T>(o: TargetOptions, fn: (s: Session) => Promise<T>, text: (r
     const s = new Session(sessionOptions(o));
     try {
       const r = await fn(s);
-      printJson({ dryRun: true, plan: s.recorded, result: json(r) });
+      printJson({ ...planRecorder(s.recorded).document(), plan: s.recorded.map(({ host, shell }) => ({ host, shell })), result: json(r) });
       return r;
     } finally {
       await s.close();

@@ -19,6 +19,7 @@ export function renderUnexport(r: UnexportResult): string {
   if (!r.found) return `${r.name} is not exported (no record of it here or on the storage host): nothing to do`;
   if (r.dryRun) return `would unexport ${r.name}`;
   if (r.applied === 0) return `${r.name}: nothing was left to remove`;
+  if (r.interrupted) return `unexported ${r.name}: removed what its interrupted run had made (the image file is untouched)`;
   return `unexported ${r.name}: ${r.record!.image} is no longer served to ${r.record!.vm} (the image file is untouched)`;
 }
 
@@ -34,12 +35,13 @@ export function registerUnexport(program: Command): void {
           .option('--hypervisor <uri>', 'reach the hypervisor here instead of the URI recorded at export')
           .option('--connect <uri>', 'libvirt URI on the hypervisor (default: the one recorded at export)')
           .option('--host-records <dir>', `where the storage host keeps export records (default ${DEFAULT_HOST_RECORD_DIR})`)
-          .option('--force', 'delete the target even when other initiators are logged in to it'),
+          .option('--force', 'delete the target even when other initiators are logged in to it, or a hypervisor cannot be reached'),
       ),
     ),
   ).action(async (name: string, o: UnexportFlags) => {
-    await withInterrupts((signal) =>
-      runCommand(
+    await withInterrupts((signal, interrupts) => {
+      interrupts.setLeftHint(() => `some pieces may be left: run "virt-iscsi unexport ${name}" again to finish`);
+      return runCommand(
         o,
         (s) =>
           withStepDisplay(o, s.recorded, (hooks) =>
@@ -56,7 +58,7 @@ export function registerUnexport(program: Command): void {
           ),
         renderUnexport,
         (r) => ({ name: r.name, found: r.found, changed: r.applied > 0, applied: r.applied, skipped: r.skipped, ...(r.record ? { record: r.record } : {}) }),
-      ),
-    );
+      );
+    });
   });
 }
