@@ -5,8 +5,9 @@
 #
 # Agent protocol, one request per line from the host:
 #   ID SECONDS BASE64(COMMAND)
-# ID: digits; SECONDS: the command is killed (SIGKILL) after that long. The command runs
-# as a sh script from /, stdin /dev/null. The answer, base64 so output can hold anything:
+# ID: digits; SECONDS: the command and every process it started (its process group) are
+# killed (SIGKILL) after that long. The command runs as a sh script from /, stdin
+# /dev/null. The answer, base64 so output can hold anything:
 #   @@VI ID OUT
 #   <stdout, base64, wrapped>
 #   @@VI ID ERR
@@ -39,6 +40,21 @@ agent_port() {   # the /dev node of the named virtio-serial port, once the drive
   return 1
 }
 
+run_one() {   # $1 = seconds: runs /tmp/.vi-cmd, kills its whole process group at the deadline
+  # setsid makes the command a process group of its own (so its children die with it) and
+  # fd 3, the port, is closed for it: a leftover child holding the port open would keep
+  # the next open of the port failing with EBUSY.
+  setsid sh /tmp/.vi-cmd </dev/null >/tmp/.vi-out 2>/tmp/.vi-err 3<&- &
+  pid=$!
+  # The watchdog is a process group too, so its sleep goes with it when the command ends.
+  setsid sh -c 'sleep "$1"; kill -KILL -- "-$2"' vi-watchdog "$1" "$pid" </dev/null >/dev/null 2>&1 3<&- &
+  dog=$!
+  wait "$pid"
+  st=$?
+  kill -- "-$dog" 2>/dev/null
+  return "$st"
+}
+
 serve() {   # $1 = port: answers requests until the host side closes
   exec 3<>"$1" || return 1
   echo "@@VI HELLO $(cat /proc/sys/kernel/random/boot_id)" >&3
@@ -47,11 +63,10 @@ serve() {   # $1 = port: answers requests until the host side closes
       *[!0-9:]* | :* | *:) echo "@@VI ${id:-0} END 254" >&3; continue ;;
     esac
     echo "$b64" | base64 -d > /tmp/.vi-cmd 2>/dev/null || { echo "@@VI $id END 254" >&3; continue; }
-    (cd / && timeout -s KILL "$secs" sh /tmp/.vi-cmd </dev/null >/tmp/.vi-out 2>/tmp/.vi-err)
+    (cd / && run_one "$secs")
     st=$?
     { echo "@@VI $id OUT"; base64 </tmp/.vi-out; echo "@@VI $id ERR"; base64 </tmp/.vi-err; echo "@@VI $id END $st"; } >&3
   done
-  exec 3<&-
 }
 
 n=0
@@ -62,7 +77,8 @@ until PORT=$(agent_port); do
 done
 echo "vi-init: agent on $PORT $(cut -d' ' -f1 /proc/uptime) s"
 while :; do
-  serve "$PORT"
+  # In a subshell: a failed open ends only that, never PID 1.
+  (serve "$PORT") || echo "vi-init: agent could not open $PORT"
   # The host is not connected: a read returns end-of-file at once, so do not spin.
   sleep 0.2
 done

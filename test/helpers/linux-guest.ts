@@ -151,13 +151,20 @@ class Agent {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private queue: Promise<unknown> = Promise.resolve();
-  private hello: ((bootId: string) => void) | undefined;
+  private hello: (() => void) | undefined;
   private closedWith: Error | undefined;
 
-  /** Connects (the socket appears when QEMU starts) and waits for the agent's HELLO. */
-  async open(path: string, timeoutMs: number, describe: () => string): Promise<string> {
+  /**
+   * Connects (the socket appears when QEMU starts) and waits until the agent answers: its
+   * HELLO (it says that on each open of its port), or a ping. The ping covers a reconnect the
+   * guest did not notice: a quick close and connect may never show it end-of-file, so its
+   * agent keeps reading the port it has open and says no HELLO.
+   */
+  async open(path: string, timeoutMs: number, describe: () => string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const helloSeen = new Promise<string>((resolve) => (this.hello = resolve));
+    let ready!: () => void;
+    const answered = new Promise<void>((resolve) => (ready = resolve));
+    this.hello = () => ready();
     for (;;) {
       try {
         this.sock = await new Promise<Socket>((resolve, reject) => {
@@ -175,14 +182,18 @@ class Agent {
     this.sock.on('data', (d: string) => this.onData(d));
     this.sock.on('close', () => this.fail(new Error('the guest agent socket closed (QEMU stopped?)')));
     this.sock.on('error', (e) => this.fail(e));
+    const ping = (): void => void this.send('true', 5000).then(ready, () => undefined);
+    const pinger = setInterval(ping, 5000);
+    ping();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the guest agent did not say HELLO within ${timeoutMs} ms\n${describe()}`)), Math.max(0, deadline - Date.now()));
+      timer = setTimeout(() => reject(new Error(`the guest agent did not answer within ${timeoutMs} ms\n${describe()}`)), Math.max(0, deadline - Date.now()));
     });
     try {
-      return await Promise.race([helloSeen, timedOut]);
+      await Promise.race([answered, timedOut]);
     } finally {
       clearTimeout(timer);
+      clearInterval(pinger);
     }
   }
 
@@ -205,7 +216,7 @@ class Agent {
   private onLine(line: string): void {
     const m = /^@@VI (\S+) (\S+)(?: (\S+))?$/.exec(line);
     if (m) {
-      if (m[1] === 'HELLO') return this.hello?.(m[2]!);
+      if (m[1] === 'HELLO') return this.hello?.();
       const p = this.pending.get(Number(m[1]));
       if (!p) return; // an answer nobody waits for any more (it timed out)
       if (m[2] === 'OUT') p.into = 'out';
@@ -365,6 +376,11 @@ export interface Guest {
   stopWriter(): Promise<WriterResult>;
   /** The kernel console (ttyS0) so far. */
   consoleLog(): string;
+  /**
+   * Drops the agent connection and opens the socket again (after a live migration, the
+   * domain's QEMU, and so the socket's listener, is a new process). Commands in flight fail.
+   */
+  reconnect(opts?: { timeoutMs?: number }): Promise<void>;
   /** Stops the domain, undefines it, removes the run dir. Safe to call twice. */
   destroy(): Promise<void>;
 }
@@ -390,7 +406,7 @@ export async function startGuest(opts: StartGuestOptions): Promise<Guest> {
   const xml = guestDomainXml({ name: domain, kernel, initrd, consoleLog, agentSocket, memoryMiB: opts.memoryMiB, disks: opts.disks, extraXml: opts.extraXml });
   writeFileSync(xmlFile, xml);
 
-  const agent = new Agent();
+  let agent = new Agent();
   let destroyed = false;
   const readConsole = (): string => (existsSync(consoleLog) ? readFileSync(consoleLog, 'utf8') : '');
   const destroy = async (): Promise<void> => {
@@ -557,6 +573,11 @@ export async function startGuest(opts: StartGuestOptions): Promise<Guest> {
     writerProgress,
     stopWriter,
     consoleLog: readConsole,
+    async reconnect(o = {}) {
+      agent.close();
+      agent = new Agent();
+      await agent.open(agentSocket, o.timeoutMs ?? 60_000, () => `console (${consoleLog}):\n${readConsole().slice(-3000)}`);
+    },
     destroy,
   };
 }
