@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { attr, buildXml, child, children, parseXml } from '../../src/xml/codec.js';
 import { diskNode, type DiskDef } from '../../src/xml/disk.js';
 import { parseDomain } from '../../src/xml/domain.js';
+import { quoteArg } from '../../src/runner/quote.js';
 import { LIBVIRT_URI } from './libvirt.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -343,6 +344,7 @@ export interface GuestDisk {
   sizeBytes: number;
 }
 
+/** A string like sdb, vdc or hdc is a libvirt target dev; any other string is a serial. */
 export type DiskRef = string | { target: string } | { serial: string };
 
 export interface StartGuestOptions {
@@ -385,10 +387,10 @@ export interface Guest {
   destroy(): Promise<void>;
 }
 
-const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 const DEV = /^[a-z]+[0-9]*$/;
 
 export async function startGuest(opts: StartGuestOptions): Promise<Guest> {
+  if (!/^[A-Za-z0-9-]{1,24}$/.test(opts.name)) throw new Error(`guest name tag ${JSON.stringify(opts.name)}: expected 1-24 letters, digits or '-'`);
   const img = await guestImage();
   const domain = `vit-guest-${opts.name}-${randomBytes(3).toString('hex')}`;
   const runDir = join(GUEST_CACHE, 'run', domain);
@@ -437,7 +439,8 @@ export async function startGuest(opts: StartGuestOptions): Promise<Guest> {
     if (r.exitCode !== 0) throw new Error(`guest command failed (exit ${r.exitCode}): ${cmd}\n${r.stderr}${r.stdout}`);
     return r.stdout;
   };
-  const checkDev = (dev: string): string => {
+  const checkDev = (given: string): string => {
+    const dev = given.replace(/^\/dev\//, '');
     if (!DEV.test(dev)) throw new Error(`not a guest block device name: ${JSON.stringify(dev)} (expected e.g. sda, sr0, vdb)`);
     return dev;
   };
@@ -458,7 +461,11 @@ export async function startGuest(opts: StartGuestOptions): Promise<Guest> {
           (c) => attr(c, 'type') === 'scsi' && attr(c, 'index') === String(a.controller),
         );
         const pci = child(ctl, 'address');
-        const pciPath = pci ? `${attr(pci, 'domain')!.slice(2)}:${attr(pci, 'bus')!.slice(2)}:${attr(pci, 'slot')!.slice(2)}.${attr(pci, 'function')!.slice(2)}` : '';
+        const hex = (name: string, digits: number): string => Number(attr(pci, name)).toString(16).padStart(digits, '0');
+        const pciPath = pci ? `${hex('domain', 4)}:${hex('bus', 2)}:${hex('slot', 2)}.${hex('function', 1)}` : '';
+        if (pciPath !== '' && !/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(pciPath)) {
+          throw new Error(`controller scsi index ${a.controller} of ${domain} has an odd PCI address ${JSON.stringify(pci)}`);
+        }
         return `for d in /sys/bus/scsi/devices/*:${a.bus}:${a.target}:${a.unit}; do
           case "$(readlink -f "$d")" in *${pciPath}/*) ls "$d/block" 2>/dev/null ;; esac; done; true`;
       }
@@ -471,7 +478,7 @@ export async function startGuest(opts: StartGuestOptions): Promise<Guest> {
     // SCSI disks and CD-ROMs carry the serial in VPD page 0x80 (4 header bytes), virtio-blk in /serial.
     return `for b in /sys/block/*; do n=\${b##*/}
       s=$( (tail -c +5 "$b/device/vpd_pg80" || cat "$b/serial") 2>/dev/null | tr -d '\\0')
-      [ "$s" = ${q(serial!)} ] && echo "$n"; done; true`;
+      [ "$s" = ${quoteArg(serial!)} ] && echo "$n"; done; true`;
   };
 
   const waitForDisk = async (ref: DiskRef, o: { timeoutMs?: number } = {}): Promise<GuestDisk> => {
@@ -481,7 +488,7 @@ export async function startGuest(opts: StartGuestOptions): Promise<Guest> {
       const script = await finder(ref).catch((e: Error) => e);
       if (typeof script === 'string') {
         const dev = (await sh(script)).trim().split('\n')[0] ?? '';
-        if (dev !== '') return { dev, sizeBytes: await diskSize(dev) };
+        if (dev !== '') return { dev: checkDev(dev), sizeBytes: await diskSize(dev) };
       } else if (Date.now() > deadline) throw script;
       if (Date.now() > deadline) {
         const seen = await sh('ls /sys/block; dmesg | grep -iE "scsi|sd |sr " | tail -20').catch(() => '');
@@ -496,6 +503,7 @@ export async function startGuest(opts: StartGuestOptions): Promise<Guest> {
 
   const startWriter = async (dev: string, o: WriterOptions = {}): Promise<void> => {
     if (writer) throw new Error(`a writer already runs on ${writer.dev}; stop it first`);
+    dev = checkDev(dev);
     const firstBlock = o.firstBlock ?? 0;
     const blocks = o.blocks ?? 64;
     const blockSize = o.blockSize ?? 4096;
