@@ -25,7 +25,7 @@ const GROUPS: Array<{ names: readonly string[]; load: () => Promise<Register> }>
 export async function buildProgram(command?: string): Promise<Command> {
   const program = new Command('virt-iscsi')
     .description('Export disk images and ISOs from a Linux storage host to libvirt VMs over iSCSI')
-    .version('0.1.0')
+    .version('0.1.0', '--version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const one = GROUPS.find((g) => command !== undefined && g.names.includes(command));
@@ -38,11 +38,44 @@ export async function buildProgram(command?: string): Promise<Command> {
     }
   };
   inherit(program);
+  program.hook('preAction', (_program, command) => refuseOptionLikeValues(command));
   return program;
+}
+
+/**
+ * `--connect -V` gives --connect the value "-V", which the program it reaches would take
+ * for an option of its own: an option's value may not start with '-'. (A value that must,
+ * such as a file named "-x", can be given as ./-x.)
+ */
+function refuseOptionLikeValues(command: Command): void {
+  for (const opt of command.options) {
+    if (!opt.required && !opt.optional) continue;
+    const key = opt.attributeName();
+    const v = command.getOptionValue(key) as unknown;
+    for (const value of Array.isArray(v) ? v : [v]) {
+      if (typeof value === 'string' && value.length > 1 && value.startsWith('-') && command.getOptionValueSource(key) === 'cli') {
+        command.error(`error: option '${opt.flags}' got ${JSON.stringify(value)}, which looks like an option: give the value itself (a path starting with '-' as ./${value})`, { exitCode: EXIT_USAGE, code: 'virt-iscsi.optionLikeValue' });
+      }
+    }
+  }
+}
+
+/**
+ * stdout may be a pipe its reader closed (`virt-iscsi export ... | head -1`): what we would
+ * still print is lost, but the command carries on and ends as it would have (done, or
+ * rolled back) instead of dying on EPIPE in the middle of a change.
+ */
+function guardOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
 }
 
 /** The only place that decides the exit code and calls process.exit. */
 export async function main(argv: readonly string[]): Promise<void> {
+  guardOutput();
   // No program-level option takes a value: the first word that is not an option is the command.
   const program = await buildProgram(argv.slice(2).find((a) => !a.startsWith('-')));
   try {

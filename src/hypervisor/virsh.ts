@@ -107,7 +107,7 @@ export class Virsh {
 
   /** `virsh ARGS FILE FLAGS` with the XML document in FILE. */
   private withXml(args: readonly string[], xml: string, flags: readonly string[] = []): Promise<RunResult> {
-    return this.run([...args, '/dev/stdin', ...flags], { stdin: xml });
+    return this.run([...args, '--file', '/dev/stdin', ...flags], { stdin: xml });
   }
 
   private query(args: readonly string[]): Promise<RunResult> {
@@ -131,38 +131,38 @@ export class Virsh {
   }
 
   async poolStart(name: string): Promise<void> {
-    await this.run(['pool-start', name]);
+    await this.run(['pool-start', '--pool', name]);
   }
 
   async poolAutostart(name: string, enable = true): Promise<void> {
-    await this.run(['pool-autostart', name, ...(enable ? [] : ['--disable'])]);
+    await this.run(['pool-autostart', '--pool', name, ...(enable ? [] : ['--disable'])]);
   }
 
   /** Rescans the pool's volumes (LUNs). */
   async poolRefresh(name: string): Promise<void> {
-    await this.run(['pool-refresh', name]);
+    await this.run(['pool-refresh', '--pool', name]);
   }
 
   /** Stops the pool; a pool not running is success. */
   async poolDestroy(name: string): Promise<void> {
     try {
-      await this.run(['pool-destroy', name]);
+      await this.run(['pool-destroy', '--pool', name]);
     } catch (e) {
       if (!(e instanceof VirshError && e.failure === 'pool-inactive')) throw e;
     }
   }
 
   async poolUndefine(name: string): Promise<void> {
-    await this.run(['pool-undefine', name]);
+    await this.run(['pool-undefine', '--pool', name]);
   }
 
   async poolInfo(name: string): Promise<PoolInfo | undefined> {
-    return this.ifExists('pool', async () => parsePoolInfo((await this.query(['pool-info', '--bytes', name])).stdout));
+    return this.ifExists('pool', async () => parsePoolInfo((await this.query(['pool-info', '--bytes', '--pool', name])).stdout));
   }
 
   /** The pool's XML as libvirt keeps it (inactive definition), or undefined. */
   async poolDumpXml(name: string): Promise<string | undefined> {
-    return this.ifExists('pool', async () => (await this.query(['pool-dumpxml', '--inactive', name])).stdout);
+    return this.ifExists('pool', async () => (await this.query(['pool-dumpxml', '--inactive', '--pool', name])).stdout);
   }
 
   async poolList(): Promise<PoolListEntry[]> {
@@ -171,7 +171,7 @@ export class Virsh {
 
   /** The pool's volumes as vol-list prints them (sizes rounded). */
   async volList(pool: string): Promise<VolListEntry[]> {
-    return parseVolList((await this.query(['vol-list', '--details', pool])).stdout);
+    return parseVolList((await this.query(['vol-list', '--details', '--pool', pool])).stdout);
   }
 
   /** The pool's volumes with exact sizes (vol-list rounds them, so vol-info --bytes each). */
@@ -179,7 +179,7 @@ export class Virsh {
     const list = await this.volList(pool);
     const out: Volume[] = [];
     for (const v of list) {
-      const info = parseVolInfo((await this.query(['vol-info', '--bytes', '--pool', pool, v.name])).stdout);
+      const info = parseVolInfo((await this.query(['vol-info', '--bytes', '--pool', pool, '--vol', v.name])).stdout);
       out.push({ name: v.name, path: v.path, type: v.type, capacity: info.capacity, allocation: info.allocation });
     }
     return out;
@@ -195,12 +195,12 @@ export class Virsh {
 
   /** Sets the value from stdin (`--file /dev/stdin --plain`): never on argv, never in a file. */
   async secretSetValue(uuid: string, value: string): Promise<void> {
-    await this.run(['secret-set-value', uuid, '--file', '/dev/stdin', '--plain'], { secrets: [value], stdin: value });
+    await this.run(['secret-set-value', '--secret', uuid, '--file', '/dev/stdin', '--plain'], { secrets: [value], stdin: value });
   }
 
   /** Removes the secret; one already gone is success. */
   async secretUndefine(uuid: string): Promise<void> {
-    await this.ifExists('secret', () => this.run(['secret-undefine', uuid]));
+    await this.ifExists('secret', () => this.run(['secret-undefine', '--secret', uuid]));
   }
 
   async secretList(): Promise<SecretListEntry[]> {
@@ -213,45 +213,45 @@ export class Virsh {
   }
 
   async secretDumpXml(uuid: string): Promise<string | undefined> {
-    return this.ifExists('secret', async () => (await this.query(['secret-dumpxml', uuid])).stdout);
+    return this.ifExists('secret', async () => (await this.query(['secret-dumpxml', '--secret', uuid])).stdout);
   }
 
   // ---- domains -------------------------------------------------------------------------
 
   async domState(domain: string): Promise<DomainState> {
-    return parseDomState((await this.query(['domstate', '--reason', domain])).stdout);
+    return parseDomState((await this.query(['domstate', '--reason', '--domain', domain])).stdout);
   }
 
   /** `dumpxml` parsed: the running configuration, or with `inactive` the persistent one. */
   async domainXml(domain: string, inactive = false): Promise<DomainInfo> {
-    return parseDomain((await this.query(['dumpxml', ...(inactive ? ['--inactive'] : []), domain])).stdout);
+    return parseDomain((await this.query(['dumpxml', ...(inactive ? ['--inactive'] : []), '--domain', domain])).stdout);
   }
 
   async attachDevice(domain: string, xml: string, flags: DeviceFlags): Promise<void> {
-    await this.withXml(['attach-device', domain], xml, flagArgs(flags));
+    await this.withXml(['attach-device', '--domain', domain], xml, flagArgs(flags));
   }
 
   async detachDevice(domain: string, xml: string, flags: DeviceFlags): Promise<void> {
-    await this.withXml(['detach-device', domain], xml, flagArgs(flags));
+    await this.withXml(['detach-device', '--domain', domain], xml, flagArgs(flags));
   }
 
   /** Changes a device in place (new media in a cdrom drive): matched by its target dev. */
   async updateDevice(domain: string, xml: string, flags: DeviceFlags): Promise<void> {
-    await this.withXml(['update-device', domain], xml, flagArgs(flags));
+    await this.withXml(['update-device', '--domain', domain], xml, flagArgs(flags));
   }
 
   /** Ejects, or inserts a file or block device (`block`) into a cdrom drive. */
   async changeMedia(domain: string, dev: string, change: MediaChange, flags: DeviceFlags): Promise<void> {
-    const what = 'eject' in change ? ['--eject'] : [change.insert, '--insert', ...(change.block ? ['--block'] : [])];
-    await this.run(['change-media', domain, dev, ...what, ...flagArgs(flags)]);
+    const what = 'eject' in change ? ['--eject'] : ['--source', change.insert, '--insert', ...(change.block ? ['--block'] : [])];
+    await this.run(['change-media', '--domain', domain, '--path', dev, ...what, ...flagArgs(flags)]);
   }
 
   async blkList(domain: string, inactive = false): Promise<BlkListEntry[]> {
-    return parseBlkList((await this.query(['domblklist', '--details', ...(inactive ? ['--inactive'] : []), domain])).stdout);
+    return parseBlkList((await this.query(['domblklist', '--details', ...(inactive ? ['--inactive'] : []), '--domain', domain])).stdout);
   }
 
   /** Sizes of a disk as the running domain sees it. */
   async blkInfo(domain: string, dev: string): Promise<BlkInfo> {
-    return parseBlkInfo((await this.query(['domblkinfo', domain, dev])).stdout);
+    return parseBlkInfo((await this.query(['domblkinfo', '--domain', domain, '--device', dev])).stdout);
   }
 }

@@ -35,6 +35,8 @@ export interface PlanJournal {
   intent(step: Step, index: number): Promise<void>;
   /** After apply. */
   done(step: Step, index: number): Promise<void>;
+  /** Before an undo. */
+  undoing?(step: Step, index: number): Promise<void>;
   /** After a successful undo. */
   undone(step: Step, index: number): Promise<void>;
 }
@@ -128,6 +130,7 @@ export async function undoAll(
     if (!step.undo) continue;
     emit({ type: 'undo', step, index });
     try {
+      await journal?.undoing?.(step, index);
       await step.undo();
       await journal?.undone(step, index);
       emit({ type: 'undone', step, index });

@@ -46,6 +46,8 @@ export async function withHostLock<T>(runner: Runner, o: LockOptions, fn: () => 
     'sh', '-c', `printf '%s\\n' "$1" > "$2"; echo ${READY}; exec cat >/dev/null`, 'sh', owner, `${file}.owner`,
   ];
   const r = await runner.hold(argv, { ready: READY, timeoutMs: timeoutMs + 15_000 });
+  // No flock (util-linux) on the host: nothing else of ours could take the lock there either.
+  if ('ended' in r && r.ended.exitCode === 127) return fn();
   if ('ended' in r) {
     if (r.ended.exitCode === CONFLICT) {
       const holder = (await runner.readFile(`${file}.owner`).catch(() => undefined))?.trim();

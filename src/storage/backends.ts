@@ -18,6 +18,8 @@ export type BackendName = (typeof BACKEND_NAMES)[number];
 export type BackendOptions = TgtBackendOptions & LioBackendOptions & IetBackendOptions & {
   /** What the run is doing, told to another run that waits for the host's lock. */
   lockOwner?: string;
+  /** How long to wait for another run's lock on the host; default 60 s. */
+  lockTimeoutMs?: number;
 };
 
 interface BackendEntry {
@@ -57,7 +59,7 @@ export function createBackend(name: BackendName, runner: Runner, options: Backen
   const inner = entry.make(runner, options);
   const key = entry.lockKey(options);
   const lock = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
-    withHostLock(runner, { key, what: options.lockOwner ? `${options.lockOwner}: ${what}` : what }, fn);
+    withHostLock(runner, { key, what: options.lockOwner ? `${options.lockOwner}: ${what}` : what, ...(options.lockTimeoutMs !== undefined ? { timeoutMs: options.lockTimeoutMs } : {}) }, fn);
   const locked: TargetBackend = {
     name: inner.name,
     capabilities: inner.capabilities,

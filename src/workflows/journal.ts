@@ -46,28 +46,38 @@ export interface JournalState {
 }
 
 // ---- the test pause ---------------------------------------------------------------------
-// VIRT_ISCSI_TEST_PAUSE=STEP[#N]:before|after makes the run stop, printing a line on stderr,
-// right before (the intent is on disk, nothing made) or right after (made, not yet marked
-// done) the Nth step with that id, and wait there to be killed. The crash tests use it to
-// kill -9 the CLI at each step; it changes nothing a user sees unless set.
+// VIRT_ISCSI_TEST_PAUSE=POINT[,POINT...], each STEP[#N]:before|after, makes the run stop,
+// printing a line on stderr, right before (the intent is on disk, nothing made) or right
+// after (made, not yet marked done) the Nth step with that id; `undo-STEP:before` stops a
+// rollback before it undoes that step. It waits there until the process gets a signal
+// (SIGINT, SIGTERM, SIGHUP: then the run goes on, and rolls back) or is killed. The crash
+// and signal tests use it; it changes nothing a user sees unless set.
 
-function pausePoint(): { id: string; n: number; when: 'before' | 'after' } | undefined {
-  const spec = process.env.VIRT_ISCSI_TEST_PAUSE;
-  const m = spec === undefined ? null : /^([a-z-]+)(?:#(\d+))?:(before|after)$/.exec(spec);
-  return m ? { id: m[1]!, n: Number(m[2] ?? 1), when: m[3] as 'before' | 'after' } : undefined;
+function pausePoints(): Array<{ id: string; n: number; when: 'before' | 'after' }> {
+  return (process.env.VIRT_ISCSI_TEST_PAUSE ?? '').split(',').flatMap((spec) => {
+    const m = /^([a-z-]+)(?:#(\d+))?:(before|after)$/.exec(spec.trim());
+    return m ? [{ id: m[1]!, n: Number(m[2] ?? 1), when: m[3] as 'before' | 'after' }] : [];
+  });
 }
 
 const seen = new Map<string, number>();
 
-async function maybePause(id: string, when: 'before' | 'after'): Promise<void> {
-  const p = pausePoint();
-  if (!p || p.id !== id) return;
+export async function maybePause(id: string, when: 'before' | 'after'): Promise<void> {
+  const points = pausePoints().filter((p) => p.id === id && p.when === when);
+  if (points.length === 0) return;
   const n = (seen.get(`${id}:${when}`) ?? 0) + 1;
   seen.set(`${id}:${when}`, n);
-  if (p.when !== when || p.n !== n) return;
+  if (!points.some((p) => p.n === n)) return;
   process.stderr.write(`virt-iscsi: test pause ${when} ${id}#${n} (pid ${process.pid})\n`);
-  setInterval(() => undefined, 1 << 30);
-  await new Promise<never>(() => undefined);
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  await new Promise<void>((resolve) => {
+    const go = (): void => {
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, go);
+      resolve();
+    };
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, go);
+  });
+  clearInterval(keepAlive);
 }
 
 // ---- writing ----------------------------------------------------------------------------
@@ -108,6 +118,10 @@ export class Journal implements PlanJournal {
   async done(step: Step): Promise<void> {
     await maybePause(step.id ?? 'step', 'after');
     await this.append({ t: 'done', at: new Date().toISOString(), step: step.id ?? 'step', ...(step.host ? { host: step.host } : {}) });
+  }
+
+  async undoing(step: Step): Promise<void> {
+    await maybePause(`undo-${step.id ?? 'step'}`, 'before');
   }
 
   async undone(step: Step): Promise<void> {

@@ -12,7 +12,7 @@ import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from '../hypervisor/libvirt-uri.
 import { Virsh } from '../hypervisor/virsh.js';
 import { sameIqn } from '../names/iscsi-name.js';
 import { formatPortal, parsePortal, type Portal } from '../names/portal.js';
-import { checkDomainName } from '../names/values.js';
+import { checkAbsolutePath, checkDomainName } from '../names/values.js';
 import { parseHostUri } from '../runner/host-uri.js';
 import type { Session } from '../runner/session.js';
 import type { Runner } from '../runner/types.js';
@@ -110,7 +110,7 @@ export function hypervisorUris(o: Pick<ExportOptions, 'hypervisor' | 'hypervisor
 }
 
 function backendOptions(o: ExportOptions, name: string): BackendOptions {
-  const b: BackendOptions = { controlPort: o.controlPort, confDir: o.confDir, install: o.install, signal: o.signal, lockOwner: `export ${name}` };
+  const b: BackendOptions = { controlPort: o.controlPort, confDir: o.confDir, install: o.install, signal: o.signal, lockOwner: `export ${name}`, lockTimeoutMs: o.lockTimeoutMs };
   // A private tgtd virt-iscsi starts listens where the hypervisor will dial.
   if (o.controlPort !== undefined && o.portal !== undefined) {
     const p = parsePortal(o.portal);
@@ -234,8 +234,9 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
   const asked = checkMode(o.mode);
   if (o.portal !== undefined) parsePortal(o.portal);
   const connect = checkLibvirtUri(o.connect ?? DEFAULT_LIBVIRT_URI, '--connect');
-  const stateDir = o.stateDir ?? localStateDir();
-  const hostRecordDir = o.hostRecordDir ?? DEFAULT_HOST_RECORD_DIR;
+  const stateDir = checkAbsolutePath('state dir', o.stateDir ?? localStateDir());
+  const hostRecordDir = checkAbsolutePath('--host-records', o.hostRecordDir ?? DEFAULT_HOST_RECORD_DIR, 'host-records');
+  if (o.confDir !== undefined) checkAbsolutePath('--conf-dir', o.confDir, 'conf-dir');
   const candidates = asked !== undefined ? [MODES[asked]] : AUTO_MODES;
 
   const [storageRunner, local, ...hvRunners] = await Promise.all([session.runner(storageUri), session.runner('local'), ...hvUris.map((u) => session.runner(u))]);

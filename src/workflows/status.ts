@@ -9,6 +9,7 @@ import { Iscsiadm } from '../hypervisor/iscsiadm.js';
 import { Virsh } from '../hypervisor/virsh.js';
 import { sameIqn } from '../names/iscsi-name.js';
 import { parsePortal } from '../names/portal.js';
+import { checkAbsolutePath } from '../names/values.js';
 import { parseHostUri } from '../runner/host-uri.js';
 import type { Session } from '../runner/session.js';
 import type { SessionInfo, TargetState } from '../storage/backend.js';
@@ -221,7 +222,8 @@ export async function exportStatus(session: Session, o: StatusOptions = {}): Pro
 
 export async function statusReport(session: Session, o: StatusOptions = {}): Promise<StatusReport> {
   if (o.storage !== undefined) parseHostUri(o.storage);
-  const stateDir = o.stateDir ?? localStateDir();
+  const stateDir = checkAbsolutePath('state dir', o.stateDir ?? localStateDir());
+  if (o.hostRecordDir !== undefined) checkAbsolutePath('--host-records', o.hostRecordDir, 'host-records');
   const local = await session.runner('local');
   const [mine, theirs, journals] = await Promise.all([
     listRecords(local, stateDir),

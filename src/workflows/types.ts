@@ -49,6 +49,8 @@ export interface ExportOptions extends RecordDirs {
   confDir?: string;
   /** The stack (`apply -f`) declaring this export; default: the earlier run's. */
   stack?: string;
+  /** How long to wait for another run's lock on the storage host; default 60 s. */
+  lockTimeoutMs?: number;
   /** Install tgt when it is missing. */
   install?: boolean;
   /** How long to wait for LUNs/devices to appear; default 30 s. */

@@ -8,6 +8,7 @@ import { ConnectError, VirtIscsiError } from '../errors.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
 import { Virsh } from '../hypervisor/virsh.js';
 import { parsePortal } from '../names/portal.js';
+import { checkAbsolutePath } from '../names/values.js';
 import type { PlanEvent } from '../plan/plan.js';
 import { runPlan } from '../plan/plan.js';
 import { parseHostUri } from '../runner/host-uri.js';
@@ -30,6 +31,8 @@ export interface UnexportOptions extends RecordDirs {
   connect?: string;
   /** Delete the target even when initiators other than the export's are logged in, or a hypervisor is out of reach. */
   force?: boolean;
+  /** How long to wait for another run's lock on the storage host; default 60 s. */
+  lockTimeoutMs?: number;
   /** How long to wait for the VM's session to end before deleting the target; default 15 s. */
   sessionWaitMs?: number;
   signal?: AbortSignal;
@@ -77,8 +80,8 @@ export async function unexportImage(session: Session, o: UnexportOptions): Promi
   const name = checkExportName(o.name);
   if (o.storage !== undefined) parseHostUri(o.storage);
   if (o.hypervisor !== undefined) parseHostUri(o.hypervisor);
-  const stateDir = o.stateDir ?? localStateDir();
-  const hostRecordDir = o.hostRecordDir ?? DEFAULT_HOST_RECORD_DIR;
+  const stateDir = checkAbsolutePath('state dir', o.stateDir ?? localStateDir());
+  const hostRecordDir = checkAbsolutePath('--host-records', o.hostRecordDir ?? DEFAULT_HOST_RECORD_DIR, 'host-records');
   const local = await session.runner('local');
   const [localRecord, journal] = await Promise.all([readRecord(local, stateDir, name), readJournal(stateDir, name)]);
   const storage = await session.runner(o.storage ?? localRecord?.storage ?? journal?.record.storage ?? 'local');
@@ -100,7 +103,7 @@ export async function unexportImage(session: Session, o: UnexportOptions): Promi
       }
     }),
   );
-  const backend = createBackend(record.backend, storage, { ...record.backendOptions, signal: o.signal, lockOwner: `unexport ${name}` });
+  const backend = createBackend(record.backend, storage, { ...record.backendOptions, signal: o.signal, lockOwner: `unexport ${name}`, lockTimeoutMs: o.lockTimeoutMs });
   const context: TeardownContext = {
     record,
     hypervisors,

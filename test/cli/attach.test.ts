@@ -22,7 +22,7 @@ test('attach, detach and media commands', async (t) => {
   await t.test('attach --json: a network disk live and persistent; detach removes it and QEMU logs out', async () => {
     const dry = await cli('attach', vm, ...lun(1, 'disk'), '--dry-run');
     assert.equal(dry.status, 0, dry.stderr);
-    assert.match(dry.stdout, /<disk type="network" device="disk">[^]*<target dev="sda" bus="scsi"\/>[^]*attach-device .* --live --config/);
+    assert.match(dry.stdout, /attach-device --domain \S+ --file \/dev\/stdin --live --config <<'EOF'\n<disk type="network" device="disk">[^]*<target dev="sda" bus="scsi"\/>/);
     assert.equal(row('sda'), undefined, 'the dry run attached nothing');
 
     const r = await cli('attach', vm, ...lun(1, 'disk'), '--json');

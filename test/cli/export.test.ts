@@ -70,7 +70,7 @@ test('the export, unexport and status commands', async (t) => {
     assert.match(out, /^tgtadm -C \d+ --lld iscsi --mode account --op new --user virt-iscsi-\S+ --password '?\*{8}'?$/m);
     assert.doesNotMatch(out, /--password (?!'?\*{8})/);
     assert.match(out, /<pool type="iscsi-direct">[\s\S]*<auth type="chap" username="virt-iscsi-[^"]+">/);
-    assert.match(out, /secret-set-value [0-9a-f-]+ --file \/dev\/stdin --plain <<'EOF'\n\*{8}\nEOF/, 'the secret goes on stdin, masked');
+    assert.match(out, /secret-set-value --secret [0-9a-f-]+ --file \/dev\/stdin --plain <<'EOF'\n\*{8}\nEOF/, 'the secret goes on stdin, masked');
     assert.match(out, /<disk type="volume" device="disk">/);
     // The secret file's body, the tgt record (it holds the secret) are masked.
     for (const m of out.matchAll(/install -m 0600 \/dev\/stdin (\S+) <<'EOF'\n([\s\S]*?)\nEOF/g)) {
@@ -144,7 +144,7 @@ test('the export, unexport and status commands', async (t) => {
     const closed = await freePort();
     const image = env.image(`${env.id}-unreach.img`, 4 * MiB);
     const r = await cli(env, ['export', image, '--vm', env.domain, '--portal', `127.0.0.1:${closed}`, '--mode', 'network', ...hostArgs(env)]);
-    failedWith(r, /^virt-iscsi: virsh -c qemu:\/\/\/system attach-device \S+ \S+ --live --config failed on local \(exit 1\): error: .*iSCSI: Failed to connect/);
+    failedWith(r, /^virt-iscsi: virsh -c qemu:\/\/\/system attach-device --domain \S+ --file \S+ --live --config failed on local \(exit 1\): error: .*iSCSI: Failed to connect/);
     assert.match(r.stdout, /^\[4\/5\] give domain \S+ the LUN as a disk \.\.\. failed/m);
     assert.match(r.stdout, /^\[3\/5\] undo: create target .* \.\.\. undone/m);
     assert.deepEqual(env.snapshot(), before);
@@ -170,7 +170,7 @@ test('the export, unexport and status commands', async (t) => {
     assert.ok(signalled, `the target step printed: ${out}`);
     assert.equal(status, 1, `${out}\n${err}`);
     assert.match(err, /SIGINT received, rolling back/);
-    assert.match(err, /^virt-iscsi: interrupted; undid the steps already done$/m);
+    assert.match(err, /^virt-iscsi: interrupted \(SIGINT\); undid the steps already done$/m);
     assert.match(out, /undo: create target .* \.\.\. undone/);
     assert.deepEqual(env.snapshot(), before);
   });

@@ -23,9 +23,9 @@ test('pool commands', async (t) => {
     assert.equal(r.status, 0, r.stderr);
     assert.ok(!r.stdout.includes(env.chapPassword));
     assert.match(r.stdout, /^would create pool /m);
-    assert.match(r.stdout, /install -m 0600 \/dev\/stdin \S+ <<'EOF'\n\*{8}\nEOF\nvirsh -c qemu:\/\/\/system secret-set-value /);
+    assert.match(r.stdout, /virsh -c qemu:\/\/\/system secret-set-value --secret \S+ --file \/dev\/stdin --plain <<'EOF'\n\*{8}\nEOF/);
     assert.match(r.stdout, new RegExp(`<pool type="iscsi-direct">\\n  <name>${name}</name>`));
-    assert.match(r.stdout, new RegExp(`virsh -c qemu:///system pool-start ${name}\\nvirsh -c qemu:///system pool-autostart ${name}\\nvirsh -c qemu:///system pool-refresh ${name}`));
+    assert.match(r.stdout, new RegExp(`virsh -c qemu:///system pool-start --pool ${name}\\nvirsh -c qemu:///system pool-autostart --pool ${name}\\nvirsh -c qemu:///system pool-refresh --pool ${name}`));
     assert.equal(virshStatus(['pool-info', name]).status, 1);
     assert.ok(!virsh(['secret-list']).includes(usage));
   });
@@ -58,7 +58,7 @@ test('pool commands', async (t) => {
       cli('pool', 'create', `${name}-x`, '--portal', portal, '--target', env.iqn, '--chap', 'someone'),
       cli('pool', 'create', `${name}-x`, '--portal', '256.1.1.1', '--target', env.iqn),
       cli('pool', 'volumes', `${name}-nope`),
-      cli('pool', 'list', '--connect', 'qemu+unix:///system?socket=/nonexistent/libvirt-sock'),
+      cli('pool', 'list', '--connect', 'qemu+unix:///system?socket=/run/libvirt/virt-iscsi-test-no-such-sock'),
       cli('pool', 'create', `${name}-x`, '--target', env.iqn),
     ]);
     const expected = [
@@ -67,7 +67,7 @@ test('pool commands', async (t) => {
       /--chap "someone" needs --chap-secret-file FILE/,
       /portal "256\.1\.1\.1" has an invalid host/,
       new RegExp(`^virt-iscsi: no pool "${name}-nope" on qemu:///system$`),
-      /cannot connect to libvirt at qemu\+unix:\/\/\/system\?socket=\/nonexistent\/libvirt-sock: Failed to connect socket .*; is libvirtd running there\?/,
+      /cannot connect to libvirt at qemu\+unix:\/\/\/system\?socket=\/run\/libvirt\/virt-iscsi-test-no-such-sock: Failed to connect socket .*; is libvirtd running there\?/,
     ];
     expected.forEach((pattern, i) => assert.equal(failedWith(results[i]!, pattern), undefined));
     assert.equal(results[6]!.status, 2, 'a missing required option is a usage error');

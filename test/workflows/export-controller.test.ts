@@ -39,7 +39,7 @@ test('unexport removes the virtio-scsi controller its export added, once no disk
     assert.equal(scsiControllers(virsh(['dumpxml', '--inactive', vm])), 1);
     // A second run finds everything in place and keeps knowing the controller is the export's.
     assert.equal((await env.exportIt(env.image(`${env.id}-off.img`, 4 * MiB), { vm })).applied, 0);
-    assert.deepEqual(localRecord(env, r.record.name).attachment.controller, { live: false, config: true });
+    assert.deepEqual(localRecord(env, r.record.name).hypervisors[0].attachment.controller, { live: false, config: true });
     await env.unexportIt(r.record.name);
     assert.equal(virsh(['dumpxml', '--inactive', vm]), before, 'the definition is as it was');
   });

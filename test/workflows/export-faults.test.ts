@@ -70,7 +70,7 @@ test('a failure at any step, or an abort, undoes the steps before it; five expor
           if (e.type === 'done' && e.step.title.startsWith('create target')) controller.abort();
         },
       }),
-      /interrupted; undid the steps already done/,
+      /interrupted \(aborted\); undid the steps already done/,
     );
     assert.deepEqual(env.snapshot(), before);
   });

@@ -50,8 +50,8 @@ class Hypervisor implements Runner {
 }
 
 const virshAnswers: Array<[string, Partial<RunResult>]> = [
-  [`virsh -c qemu:///system dumpxml --inactive ${DOMAIN}`, { stdout: fixture('virsh/dumpxml-inactive.xml') }],
-  [`virsh -c qemu:///system dumpxml ${DOMAIN}`, { stdout: fixture('virsh/dumpxml-running.xml') }],
+  [`virsh -c qemu:///system dumpxml --inactive --domain ${DOMAIN}`, { stdout: fixture('virsh/dumpxml-inactive.xml') }],
+  [`virsh -c qemu:///system dumpxml --domain ${DOMAIN}`, { stdout: fixture('virsh/dumpxml-running.xml') }],
   ['virsh -c qemu:///system pool-list --all --details', { stdout: fixture('virsh/pool-list-details.txt') }],
   ['iscsiadm --version', { stdout: 'iscsiadm version 2.1.8\n' }],
   ['test -d /sys/module/iscsi_tcp', { exitCode: 0 }],
@@ -122,7 +122,7 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
     assert.doesNotMatch(pool, /<initiator>/, 'an iscsi pool logs in as the host (pitfall 12)');
     virtXmlValidate(pool, 'storagepool');
     const dev = `/dev/disk/by-path/ip-127.0.0.1:3260-iscsi-${x.target}-lun-1`;
-    for (const line of [`# on ${HV}`, 'virsh -c qemu:///system pool-start virt-iscsi-data', 'virsh -c qemu:///system pool-autostart virt-iscsi-data', `lsblk --nodeps --noheadings --output SERIAL ${dev}`]) {
+    for (const line of [`# on ${HV}`, 'virsh -c qemu:///system pool-start --pool virt-iscsi-data', 'virsh -c qemu:///system pool-autostart --pool virt-iscsi-data', `lsblk --nodeps --noheadings --output SERIAL ${dev}`]) {
       assert.ok(plan.includes(line), `the plan has ${line}`);
     }
     const disk = document(plan, '<disk ');
@@ -158,7 +158,7 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
       'udevadm settle',
       `test -e ${dev}`,
       `lsblk --nodeps --noheadings --output SERIAL ${dev}`,
-      `virsh -c qemu:///system change-media ${DOMAIN} hdc ${dev} --insert --block --live --config`,
+      `virsh -c qemu:///system change-media --domain ${DOMAIN} --path hdc --source ${dev} --insert --block --live --config`,
     ];
     let at = 0;
     for (const line of order) {

@@ -13,7 +13,7 @@ import { runCommand } from './hypervisor-common.js';
 interface ExportFlags extends HostCommandOptions {
   vm: string;
   storage: string;
-  hypervisor: string;
+  hypervisor: string[];
   connect: string;
   portal?: string;
   mode?: ExportMode;
@@ -27,7 +27,17 @@ interface ExportFlags extends HostCommandOptions {
   confDir?: string;
   install?: boolean;
   hostRecords?: string;
+  lockTimeout?: number;
 }
+
+/** A whole number of seconds, 1 to 3600. */
+export function seconds(value: string): number {
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > 3600) throw new ValidationError(`${JSON.stringify(value)} is not a number of seconds from 1 to 3600`, 'seconds');
+  return Number(value);
+}
+
+/** A repeatable option's values, in the order given. */
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 function controlPort(value: string): number {
   if (!/^\d{1,5}$/.test(value)) throw new ValidationError(`--control-port ${JSON.stringify(value)} is not a number`, 'control-port');
@@ -95,7 +105,7 @@ export function registerExport(program: Command): void {
             .argument('<image>', 'raw image file or block device on the storage host (an .iso becomes a read-only CD-ROM)')
             .requiredOption('--vm <domain>', 'the domain that gets the disk')
             .option('--storage <uri>', 'storage host: local or ssh://[user@]host[:port]', 'local')
-            .option('--hypervisor <uri>', 'hypervisor: local or ssh://[user@]host[:port]', 'local')
+            .option('--hypervisor <uri>', 'hypervisor: local or ssh://[user@]host[:port]; give it again for each hypervisor the VM may run on (default: local)', collect, [])
             .option('--portal <addr>', 'HOST[:PORT] the hypervisor dials (default: 127.0.0.1 when both are one host, else the storage host)')
             .addOption(new Option('--mode <mode>', 'how the hypervisor sees the LUN (default: the best it can do)').choices([...EXPORT_MODES]))
             .option('--cdrom', 'a read-only CD-ROM (the default for *.iso)')
@@ -107,14 +117,15 @@ export function registerExport(program: Command): void {
             .option('--control-port <n>', 'tgt: a private tgtd control port (tgtadm -C); one virt-iscsi starts listens on --portal', controlPort)
             .option('--conf-dir <dir>', `tgt: where target records are written (default ${DEFAULT_CONF_DIR})`)
             .option('--install', 'install tgt on the storage host when it is missing')
-            .option('--host-records <dir>', `where the storage host keeps export records (default ${DEFAULT_HOST_RECORD_DIR})`),
+            .option('--host-records <dir>', `where the storage host keeps export records (default ${DEFAULT_HOST_RECORD_DIR})`)
+            .option('--lock-timeout <seconds>', "how long to wait for another virt-iscsi's lock on the storage host (default 60)", seconds),
         ),
       ),
     ),
   );
   cmd.action(async (image: string, o: ExportFlags) => {
     const given = <K extends keyof ExportFlags>(k: K): ExportFlags[K] | undefined => (cmd.getOptionValueSource(k) === 'default' ? undefined : o[k]);
-    await withInterrupts((signal) =>
+    await withInterrupts((signal, interrupts) =>
       runCommand(
         o,
         (s) =>
@@ -124,7 +135,7 @@ export function registerExport(program: Command): void {
               vm: o.vm,
               name: o.name,
               storage: o.storage,
-              hypervisor: o.hypervisor,
+              hypervisors: o.hypervisor.length > 0 ? o.hypervisor : ['local'],
               connect: o.connect,
               portal: o.portal,
               mode: o.mode,
@@ -137,7 +148,9 @@ export function registerExport(program: Command): void {
               confDir: o.confDir,
               install: o.install,
               hostRecordDir: o.hostRecords,
+              ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout * 1000 } : {}),
               signal,
+              setLeftHint: interrupts.setLeftHint,
               ...hooks,
             }),
           ),
