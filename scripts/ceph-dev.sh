@@ -118,9 +118,6 @@ auth_service_required = cephx
 auth_client_required = cephx
 keyring = $DIR/\$cluster.\$name.keyring
 run_dir = $DIR/run
-pid_file = $DIR/run/\$name.pid
-admin_socket = $DIR/run/\$name.asok
-log_file = $DIR/log/\$name.log
 mon_cluster_log_file = $DIR/log/cluster.log
 crash_dir = $DIR/crash
 # One OSD: one replica, placement by OSD rather than by host.
@@ -145,12 +142,19 @@ client_mount_timeout = 15
 rados_mon_op_timeout = 30
 rados_osd_op_timeout = 60
 
+# Daemons only: clients (rbd, QEMU, tgtd) would share these names and collide.
 [mon]
+pid_file = $DIR/run/\$name.pid
+admin_socket = $DIR/run/\$name.asok
+log_file = $DIR/log/\$name.log
 mon_data = $DIR/\$name
 keyring = $DIR/\$name/keyring
 mon_initial_members = a
 
 [osd]
+pid_file = $DIR/run/\$name.pid
+admin_socket = $DIR/run/\$name.asok
+log_file = $DIR/log/\$name.log
 osd_data = $DIR/\$name
 osd_objectstore = bluestore
 # The block file must live outside the OSD's data dir: ceph-osd --mkfs links
