@@ -8,7 +8,7 @@ import { PrerequisiteError, TimeoutError, ValidationError } from '../errors.js';
 import { DEFAULT_ISCSI_PORT, formatPortal, type Portal } from '../names/portal.js';
 import type { Step } from '../plan/plan.js';
 import { buildPool, parsePool, poolDef, type PoolDef, type PoolType } from '../xml/pool.js';
-import { iscsiChapSecret, parseSecret } from '../xml/secret.js';
+import { iscsiChapSecret, parseSecret, secretUsageName } from '../xml/secret.js';
 import { Iscsiadm } from './iscsiadm.js';
 import { isMissing } from './virsh-errors.js';
 import type { VolListEntry } from './virsh-parse.js';
@@ -258,5 +258,5 @@ async function ownSecret(virsh: Virsh, def: PoolDef): Promise<{ uuid: string; us
   const xml = uuid === undefined ? undefined : await virsh.secretDumpXml(uuid);
   if (uuid === undefined || xml === undefined) return undefined;
   const secret = parseSecret(xml);
-  return secret.description === poolSecretDescription(def.name) ? { uuid, usage: secret.usage.target } : undefined;
+  return secret.description === poolSecretDescription(def.name) ? { uuid, usage: secretUsageName(secret.usage) } : undefined;
 }

@@ -7,11 +7,11 @@
 // document as a heredoc, secrets as ********. Reads are marked `query`, so a dry run still
 // looks at the real state.
 import { randomBytes } from 'node:crypto';
-import { ConnectError, PrerequisiteError } from '../errors.js';
+import { ConnectError, PrerequisiteError, ValidationError } from '../errors.js';
 import { RecordingRunner } from '../runner/recording.js';
 import type { RunOptions, RunResult, Runner } from '../runner/types.js';
 import { parseDomain, type DomainInfo } from '../xml/domain.js';
-import { buildSecret, type SecretDef } from '../xml/secret.js';
+import { buildSecret, type SecretDef, type SecretUsageType } from '../xml/secret.js';
 import { NotFoundError, VirshError, virshError, type LibvirtObjectKind, type VirshFailure } from './virsh-errors.js';
 import {
   parseBlkInfo,
@@ -210,6 +210,15 @@ export class Virsh {
     await this.withFile(value, true, (path, stdin) => this.run(['secret-set-value', uuid, '--file', path, '--plain'], { secrets: [value], ...(stdin === undefined ? {} : { stdin }) }));
   }
 
+  /**
+   * Sets a value given as base64 (a Ceph key as `ceph auth get-key` prints it) from a 0600
+   * file (`--file F`, which virsh reads as base64 without --plain), never on argv.
+   */
+  async secretSetValueBase64(uuid: string, base64: string): Promise<void> {
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) throw new ValidationError(`the value for secret ${uuid} is not base64`, 'secret');
+    await this.withFile(base64, true, (path, stdin) => this.run(['secret-set-value', uuid, '--file', path], { secrets: [base64], ...(stdin === undefined ? {} : { stdin }) }));
+  }
+
   /** Removes the secret; one already gone is success. */
   async secretUndefine(uuid: string): Promise<void> {
     await this.ifExists('secret', () => this.run(['secret-undefine', uuid]));
@@ -219,9 +228,9 @@ export class Virsh {
     return parseSecretList((await this.query(['secret-list'])).stdout);
   }
 
-  /** The iSCSI secret with this usage name, if any. */
-  async secretByUsage(usage: string): Promise<SecretListEntry | undefined> {
-    return (await this.secretList()).find((s) => s.usageType === 'iscsi' && s.usage === usage);
+  /** The secret of this usage type (iscsi unless said) with this usage name, if any. */
+  async secretByUsage(usage: string, type: SecretUsageType = 'iscsi'): Promise<SecretListEntry | undefined> {
+    return (await this.secretList()).find((s) => s.usageType === type && s.usage === usage);
   }
 
   async secretDumpXml(uuid: string): Promise<string | undefined> {
