@@ -72,9 +72,10 @@ stop_daemons() {
       pids+=("$pid")
     fi
   done
-  # Up to 10 s to exit cleanly, then SIGKILL: the data is thrown away anyway.
+  # Up to 2 s to exit cleanly, then SIGKILL: the data is thrown away anyway (an OSD
+  # takes 7 s to shut down cleanly on 2 busy cores).
   local i
-  for i in $(seq 100); do
+  for i in $(seq 20); do
     local left=()
     for pid in ${pids[@]+"${pids[@]}"}; do [ -e "/proc/$pid" ] && left+=("$pid"); done
     pids=(${left[@]+"${left[@]}"})
@@ -196,11 +197,13 @@ start() {
     print_env
     return 0
   fi
-  if [ -e "$DIR" ]; then
+  if [ -f "$MARK" ]; then
     # Left over from a run that did not stop (a reboot, a killed test): start afresh.
     log "removing the stale cluster in $DIR"
-    [ -f "$MARK" ] && stop_daemons
+    stop_daemons
     remove_dir
+  elif [ -e "$DIR" ] && [ -n "$(ls -A "$DIR" 2>/dev/null)" ]; then
+    die "$DIR exists and was not made by ceph-dev.sh: give an empty or new directory"
   fi
   local t0=$SECONDS
   for tool in ceph-mon ceph-osd ceph ceph-authtool monmaptool; do
