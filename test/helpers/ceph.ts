@@ -32,7 +32,7 @@ export interface CephCluster {
   client(): CephClient;
   admin(): CephClient;
   /** Runs a ceph tool (rbd, ceph, rados) as client.admin against this cluster; stdout. */
-  tool(program: 'rbd' | 'ceph' | 'rados', args: readonly string[], options?: { encoding?: 'buffer' }): Promise<string>;
+  tool(program: 'rbd' | 'ceph' | 'rados', args: readonly string[]): Promise<string>;
   /** Seconds `start` took (0 when reused). */
   readonly startSeconds: number;
   /** Stops the cluster this helper started; a reused one is left running. */
@@ -83,12 +83,8 @@ export async function startCeph(): Promise<CephCluster> {
     startSeconds,
     client: () => ({ conf, id: env.CEPH_ID!, keyring: env.CEPH_KEYRING! }),
     admin: () => ({ conf, id: 'admin', keyring: adminKeyring }),
-    async tool(program, args, options) {
-      const r = await exec(program, ['--conf', conf, '--id', 'admin', '--keyring', adminKeyring, ...args], {
-        encoding: options?.encoding === 'buffer' ? 'latin1' : 'utf8',
-        maxBuffer: 1 << 30,
-        timeout: 120_000,
-      });
+    async tool(program, args) {
+      const r = await exec(program, ['--conf', conf, '--id', 'admin', '--keyring', adminKeyring, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120_000 });
       return r.stdout;
     },
     async stop() {
