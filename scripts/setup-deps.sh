@@ -8,6 +8,9 @@ DEBS=(
   libvirt-daemon-system libvirt-clients libvirt-daemon-driver-storage-iscsi-direct
   qemu-system-x86 qemu-utils qemu-block-extra
   openssh-server xorriso libxml2-utils
+  # Ceph RBD: a one-node cluster for tests (scripts/ceph-dev.sh; no ceph-mgr: rbd works
+  # without one), tgt's rbd backing store (the iSCSI gateway) and libvirt's rbd pools.
+  ceph-mon ceph-osd ceph-common tgt-rbd libvirt-daemon-driver-storage-rbd
 )
 
 missing=()

@@ -24,6 +24,13 @@
 //   `incominguser USER SECRET` at single spaces. So values are held to a small, safe
 //   character set instead of being escaped (the format has no escaping that survives).
 // - A target without any initiator-address is bound to ALL by tgt-admin.
+// - tgt-admin skips a backing-store whose path is not an existing file ("does not exist")
+//   unless the *target's* bs-type is rbd (or glfs): a per-LUN bs-type rbd is not enough.
+//   So a target serving RBD images says `bs-type rbd` at target level, and serves RBD
+//   images only (targetSpecToTgtConf).
+// - tgt-admin pastes bsopts unquoted into its shell command line, where the ';' of
+//   "conf=FILE;id=USER" would end the command: the value is written in single quotes,
+//   which Config::General keeps (it strips double quotes only) and the shell removes.
 import { ValidationError } from '../errors.js';
 import type { TargetSpec } from '../model/target.js';
 import { classifyAllow, parseIntToken, requireInt, requireMatch, show } from './conf-values.js';
@@ -39,6 +46,8 @@ export interface TgtLunParams {
   deviceType?: string;
   /** tgtadm --bstype: rdwr, aio, mmap, sg, rbd, ... */
   bsType?: string;
+  /** tgtadm --bsopts, e.g. "conf=FILE;id=USER" for rbd. */
+  bsOpts?: string;
   writeCache?: boolean;
   vendorId?: string;
   productId?: string;
@@ -83,6 +92,11 @@ const IQN = /^(iqn|eui|naa)\.[A-Za-z0-9.:-]+$/;
 const PATH = /^\/[\p{L}\p{N}._:@+%=~/-]*[\p{L}\p{N}._:@+%=~-]$/u;
 const PATH_TEXT =
   "an absolute path of letters, digits and . _ : @ + % = ~ - / not ending in '/' (no spaces, ',', quotes, '#', '<', '>', '$' or shell characters)";
+const RBD_SPEC = /^[A-Za-z0-9_][A-Za-z0-9_.+-]*\/[A-Za-z0-9_][A-Za-z0-9_.+-]*$/;
+const RBD_SPEC_TEXT = 'POOL/IMAGE of letters, digits and . _ + -';
+// No ',' (tgtadm's request separator), quotes, whitespace, '#' or '$'.
+const BSOPTS = /^[A-Za-z0-9._:@+%/=;-]+$/;
+const BSOPTS_TEXT = 'key=value pairs separated by \';\' of letters, digits and . _ : @ + % / = - (e.g. conf=/etc/ceph/ceph.conf;id=admin)';
 const INQUIRY = /^[A-Za-z0-9._:@+%/=-](?:[A-Za-z0-9 ._:@+%/=-]*[A-Za-z0-9._:@+%/=-])?$/;
 const INQUIRY_TEXT = "printable letters, digits, inner spaces and . _ : @ + % / = - (no ',', quotes or '#')";
 const OPTION_KEY = /^[A-Za-z][A-Za-z0-9_-]*$/;
@@ -93,7 +107,7 @@ const OPTION_VALUE_TEXT = "a value without newlines, quotes, '\\', '#', '<', '>'
 const INQUIRY_MAX = { vendor_id: 8, product_id: 16, scsi_sn: 36 } as const;
 
 /** Keys the typed model owns, in the order the builder writes them. */
-const LUN_KEYS = ['lun', 'device-type', 'readonly', 'scsi_sn', 'vendor_id', 'product_id', 'bs-type', 'write-cache'] as const;
+const LUN_KEYS = ['lun', 'device-type', 'readonly', 'scsi_sn', 'vendor_id', 'product_id', 'bs-type', 'bsopts', 'write-cache'] as const;
 const TARGET_ONLY_KEYS = ['backing-store', 'direct-store', 'initiator-address', 'initiator-name', 'incominguser', 'outgoinguser'];
 const OWNED_KEYS = new Set<string>([...LUN_KEYS, ...TARGET_ONLY_KEYS, 'target']);
 
@@ -108,6 +122,7 @@ function checkParams(p: TgtLunParams, where: string): void {
   if (p.lun !== undefined) requireInt(`${where} lun`, p.lun, 1, 65535);
   if (p.deviceType !== undefined) requireMatch(`${where} device-type`, p.deviceType, /^(disk|cd|tape|ssc|changer|pt|osd)$/, 'disk, cd, tape, ssc, changer, pt or osd');
   if (p.bsType !== undefined) requireMatch(`${where} bs-type`, p.bsType, /^[a-z0-9_]+$/, 'a tgt backing store type such as rdwr or aio');
+  if (p.bsOpts !== undefined) requireMatch(`${where} bsopts`, p.bsOpts, BSOPTS, BSOPTS_TEXT);
   if (p.vendorId !== undefined) checkInquiry('vendor_id', p.vendorId);
   if (p.productId !== undefined) checkInquiry('product_id', p.productId);
   if (p.scsiSn !== undefined) checkInquiry('scsi_sn', p.scsiSn);
@@ -136,7 +151,8 @@ export function validateTgtTarget(t: TgtTarget): void {
   requireMatch('target name', t.iqn, IQN, 'an iSCSI name (iqn./eui./naa. followed by letters, digits, . : -)');
   checkParams(t, 'target');
   for (const lun of t.luns) {
-    requireMatch(`${lun.kind} path`, lun.path, PATH, PATH_TEXT);
+    if ((lun.bsType ?? t.bsType) === 'rbd') requireMatch(`${lun.kind} path`, lun.path, RBD_SPEC, RBD_SPEC_TEXT);
+    else requireMatch(`${lun.kind} path`, lun.path, PATH, PATH_TEXT);
     checkParams(lun, `${lun.kind} ${lun.path}`);
     checkExtra(lun.extra, `${lun.kind} ${lun.path}`);
   }
@@ -161,6 +177,7 @@ function paramLines(p: TgtLunParams): string[] {
   if (p.vendorId !== undefined) out.push(`vendor_id ${p.vendorId}`);
   if (p.productId !== undefined) out.push(`product_id ${p.productId}`);
   if (p.bsType !== undefined) out.push(`bs-type ${p.bsType}`);
+  if (p.bsOpts !== undefined) out.push(`bsopts '${p.bsOpts}'`);
   if (p.writeCache !== undefined) out.push(`write-cache ${p.writeCache ? 'on' : 'off'}`);
   return out;
 }
@@ -222,6 +239,8 @@ function applyParam(p: TgtLunParams, o: TgtOption, where: string): boolean {
       return set('deviceType', o.value);
     case 'bs-type':
       return set('bsType', o.value);
+    case 'bsopts':
+      return set('bsOpts', o.value.replace(/^'(.*)'$/, '$1'));
     case 'vendor_id':
       return set('vendorId', o.value);
     case 'product_id':
@@ -419,6 +438,14 @@ export const NO_INITIATOR_ADDRESS = '0.0.0.0/32';
 export function targetSpecToTgtConf(spec: TargetSpec): TgtTarget {
   const target: TgtTarget = { iqn: spec.iqn, luns: [], initiatorAddresses: [], initiatorNames: [], incomingUsers: [], extra: [] };
   const seen = new Set<number>();
+  const rbd = spec.luns.filter((l) => l.bsType === 'rbd').length;
+  if (rbd > 0 && rbd < spec.luns.length) {
+    throw new ValidationError(
+      `target ${spec.iqn} mixes RBD images and files: tgt-admin reads bs-type rbd per target when it loads targets.conf, so serve them from separate targets`,
+      'lun',
+    );
+  }
+  if (rbd > 0) target.bsType = 'rbd';
   for (const l of spec.luns) {
     requireInt('lun', l.lun, 1, 65535);
     if (seen.has(l.lun)) throw new ValidationError(`lun ${l.lun} is given twice`, 'lun');
@@ -429,7 +456,8 @@ export function targetSpecToTgtConf(spec: TargetSpec): TgtTarget {
     if (l.serial !== undefined) lun.scsiSn = l.serial;
     if (l.vendorId !== undefined) lun.vendorId = l.vendorId;
     if (l.productId !== undefined) lun.productId = l.productId;
-    if (l.bsType !== undefined) lun.bsType = l.bsType;
+    if (l.bsType !== undefined && target.bsType === undefined) lun.bsType = l.bsType;
+    if (l.bsOpts !== undefined) lun.bsOpts = l.bsOpts;
     target.luns.push(lun);
   }
   for (const a of spec.allow) {

@@ -61,7 +61,7 @@ export function isOurs(d: DiskDef, m: DiskMark): boolean {
   const s = d.source;
   switch (s.type) {
     case 'network':
-      return sameIqn(s.target, m.target) && s.lun === m.lun;
+      return s.protocol === 'iscsi' && sameIqn(s.target, m.target) && s.lun === m.lun;
     case 'volume':
       return m.pool !== undefined && s.pool === m.pool;
     case 'block': {

@@ -96,6 +96,7 @@ export function describeSource(s: DiskSource): string {
     case 'volume':
       return `volume ${s.volume} of pool ${s.pool}`;
     case 'network':
+      if (s.protocol === 'rbd') return `RBD image rbd:${s.name}${s.hosts.length ? ` at ${s.hosts.map((h) => (h.port === undefined ? h.name : `${h.name}:${h.port}`)).join(',')}` : ''}`;
       return `LUN ${s.lun} of ${s.target} at ${s.hosts.map((h) => formatPortal({ host: h.name, port: h.port ?? DEFAULT_ISCSI_PORT })).join(',')}`;
   }
 }

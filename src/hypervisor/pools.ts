@@ -8,7 +8,7 @@ import { DEFAULT_ISCSI_PORT, formatPortal, type Portal } from '../names/portal.j
 import { byPathFor } from '../names/by-path.js';
 import { sleep, type Step } from '../plan/plan.js';
 import { buildPool, parsePool, poolDef, type PoolDef, type PoolType } from '../xml/pool.js';
-import { parseSecret } from '../xml/secret.js';
+import { parseSecret, secretUsageName } from '../xml/secret.js';
 import { Iscsiadm } from './iscsiadm.js';
 import { isMissing } from './virsh-errors.js';
 import { secretStep } from './secret-steps.js';
@@ -314,5 +314,5 @@ async function ownSecret(virsh: Virsh, def: PoolDef): Promise<{ uuid: string; us
   const xml = uuid === undefined ? undefined : await virsh.secretDumpXml(uuid);
   if (uuid === undefined || xml === undefined) return undefined;
   const secret = parseSecret(xml);
-  return secret.description === poolSecretDescription(def.name) ? { uuid, usage: secret.usage.target } : undefined;
+  return secret.description === poolSecretDescription(def.name) ? { uuid, usage: secretUsageName(secret.usage) } : undefined;
 }

@@ -4,11 +4,11 @@
 // Runners make that a pipe), so nothing is left behind when virt-iscsi is killed. A dry
 // run prints the document as a heredoc, secrets as ********. Reads are marked `query`, so
 // a dry run still looks at the real state.
-import { ConnectError, PrerequisiteError } from '../errors.js';
+import { ConnectError, PrerequisiteError, ValidationError } from '../errors.js';
 import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from './libvirt-uri.js';
 import type { RunOptions, RunResult, Runner } from '../runner/types.js';
 import { parseDomain, type DomainInfo } from '../xml/domain.js';
-import { buildSecret, type SecretDef } from '../xml/secret.js';
+import { buildSecret, type SecretDef, type SecretUsageType } from '../xml/secret.js';
 import { NotFoundError, VirshError, virshError, type LibvirtObjectKind, type VirshFailure } from './virsh-errors.js';
 import {
   parseBlkInfo,
@@ -198,6 +198,15 @@ export class Virsh {
     await this.run(['secret-set-value', '--secret', uuid, '--file', '/dev/stdin', '--plain'], { secrets: [value], stdin: value });
   }
 
+  /**
+   * Sets a value given as base64 (a Ceph key as `ceph auth get-key` prints it) from stdin
+   * (`--file /dev/stdin`, which virsh reads as base64 without --plain), never on argv.
+   */
+  async secretSetValueBase64(uuid: string, base64: string): Promise<void> {
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) throw new ValidationError(`the value for secret ${uuid} is not base64`, 'secret');
+    await this.run(['secret-set-value', '--secret', uuid, '--file', '/dev/stdin'], { secrets: [base64], stdin: base64 });
+  }
+
   /** Removes the secret; one already gone is success. */
   async secretUndefine(uuid: string): Promise<void> {
     await this.ifExists('secret', () => this.run(['secret-undefine', '--secret', uuid]));
@@ -207,9 +216,9 @@ export class Virsh {
     return parseSecretList((await this.query(['secret-list'])).stdout);
   }
 
-  /** The iSCSI secret with this usage name, if any. */
-  async secretByUsage(usage: string): Promise<SecretListEntry | undefined> {
-    return (await this.secretList()).find((s) => s.usageType === 'iscsi' && s.usage === usage);
+  /** The secret of this usage type (iscsi unless said) with this usage name, if any. */
+  async secretByUsage(usage: string, type: SecretUsageType = 'iscsi'): Promise<SecretListEntry | undefined> {
+    return (await this.secretList()).find((s) => s.usageType === type && s.usage === usage);
   }
 
   async secretDumpXml(uuid: string): Promise<string | undefined> {

@@ -14,8 +14,13 @@ export interface LunSpec {
   serial?: string;
   vendorId?: string;
   productId?: string;
-  /** How the backend reads the file (tgt --bstype: rdwr, aio, ...); the backend's default when unset. */
+  /**
+   * How the backend reads the file (tgt --bstype: rdwr, aio, ...); the backend's default
+   * when unset. `rbd` (tgt only): `path` is POOL/IMAGE of an RBD image (see rbdLun).
+   */
   bsType?: string;
+  /** Options of the backing store (tgt --bsopts), e.g. "conf=FILE;id=USER" for rbd. */
+  bsOpts?: string;
 }
 
 /** CHAP: `user`/`secret` authenticate the initiator; `mutual*` authenticate the target back. */

@@ -8,8 +8,9 @@ import { qemuProgressParser } from './qemu-progress.js';
 
 export interface ImageInfo {
   path: string;
-  kind: 'file' | 'block';
-  /** Bytes the initiator sees (file length, or block device size). */
+  /** rbd: an RBD image (path POOL/IMAGE), served through tgt's rbd backing store. */
+  kind: 'file' | 'block' | 'rbd';
+  /** Bytes the initiator sees (file length, block device or RBD image size). */
   sizeBytes: number;
   /** qemu-img's format name: raw, qcow2, vmdk, ... */
   format: string;

@@ -4,6 +4,8 @@ import { ValidationError } from '../errors.js';
 import { classifyAllow } from '../config/conf-values.js';
 import { parseIscsiName } from '../names/iscsi-name.js';
 import type { ChapSpec, CreateOptions, LunSpec, TargetSpec } from './backend.js';
+import { BACKINGS, backingKind, RBD_BS_TYPE } from './backing.js';
+import { parseRbdBsOpts } from './rbd/client.js';
 
 /** Most initiators (open-iscsi, Windows, VMware) refuse CHAP secrets outside 12-16 characters. */
 export const CHAP_SECRET_MIN = 12;
@@ -21,12 +23,14 @@ function checkLun(l: LunSpec, seen: Map<number, string>, paths: Set<string>): Lu
   const other = seen.get(l.lun);
   if (other !== undefined) throw new ValidationError(`LUN ${l.lun} is given twice (${show(other)} and ${show(l.path)})`, 'lun');
   seen.set(l.lun, l.path);
-  if (typeof l.path !== 'string' || !l.path.startsWith('/')) {
-    throw new ValidationError(`image path ${show(l.path)} for LUN ${l.lun} is not an absolute path`, 'lun');
+  const path = BACKINGS[backingKind(l)].checkPath(l);
+  if (l.bsOpts !== undefined) {
+    if (l.bsType !== RBD_BS_TYPE) throw new ValidationError(`LUN ${l.lun}: bs-opts ${show(l.bsOpts)} are only taken with bs-type ${RBD_BS_TYPE}`, 'lun');
+    parseRbdBsOpts(l.bsOpts);
   }
-  if (paths.has(l.path)) throw new ValidationError(`image ${show(l.path)} is given for two LUNs`, 'lun');
-  paths.add(l.path);
-  const out: LunSpec = { ...l };
+  if (paths.has(path)) throw new ValidationError(`image ${show(path)} is given for two LUNs`, 'lun');
+  paths.add(path);
+  const out: LunSpec = { ...l, path };
   // A CD is read-only whatever was asked: initiators must not write to an ISO.
   if (l.cdrom) out.readonly = true;
   return out;

@@ -14,6 +14,16 @@
 //     <alias name='ua-lun1'/>
 //     <address type='drive' controller='0' bus='0' target='0' unit='0'/>
 //   </disk>
+//   <disk type='network' device='disk'>         <- an RBD image, QEMU's rbd driver (libvirt 9.0)
+//     <driver name='qemu' type='raw' cache='none'/>
+//     <auth username='virt-iscsi'>
+//       <secret type='ceph' usage='vit-ceph-key'/>
+//     </auth>
+//     <source protocol='rbd' name='rbd/vm1-disk' index='2'>
+//       <host name='127.0.0.1' port='6789'/>
+//     </source>
+//     <target dev='sdb' bus='scsi'/>
+//   </disk>
 //   <disk type='file' device='cdrom'>          <- an empty drive: no <source>
 //     <driver name='qemu'/>
 //     <target dev='hdc' bus='ide'/>
@@ -26,6 +36,7 @@
 // out on parse, so a disk is never written back from a dumpxml wholesale.
 import { ValidationError } from '../errors.js';
 import { attr, buildXml, child, children, parseXml, text, type XmlNode } from './codec.js';
+import { parseRbdImageSpec } from '../storage/rbd/ref.js';
 import { readSecretRef, secretRefAttrs, validateSecretRef, type SecretRef } from './secret.js';
 import {
   compact,
@@ -78,7 +89,7 @@ export interface FileSource {
 }
 
 /** QEMU logs in to the target itself (libiscsi): `<source protocol='iscsi' name='IQN/LUN'>`. */
-export interface NetworkSource {
+export interface IscsiNetworkSource {
   type: 'network';
   protocol: 'iscsi';
   target: string;
@@ -97,6 +108,28 @@ export interface VolumeSource {
   mode?: 'host' | 'direct';
 }
 
+/** cephx for QEMU's rbd driver: the client id (without "client."), and the libvirt secret (type ceph) with its key. */
+export interface RbdAuth {
+  username: string;
+  secret: SecretRef;
+}
+
+/**
+ * QEMU opens an RBD image itself (librbd), no iSCSI in the data path:
+ * `<source protocol='rbd' name='POOL/IMAGE'>` with the cluster's monitors as hosts.
+ */
+export interface RbdNetworkSource {
+  type: 'network';
+  protocol: 'rbd';
+  /** POOL/IMAGE (rbdImageSpec of an rbd:POOL/IMAGE reference). */
+  name: string;
+  /** The monitors; none: QEMU reads them from the host's /etc/ceph/ceph.conf. */
+  hosts: NetworkHost[];
+  auth?: RbdAuth;
+}
+
+export type NetworkSource = IscsiNetworkSource | RbdNetworkSource;
+export type NetworkProtocol = NetworkSource['protocol'];
 export type DiskSource = BlockSource | FileSource | NetworkSource | VolumeSource;
 export type DiskSourceType = DiskSource['type'];
 
@@ -215,7 +248,16 @@ function validateSource(s: DiskSource, emptyDevice: string | undefined): DiskSou
         mode: s.mode === undefined ? undefined : requireOneOf('disk source mode', s.mode, ['host', 'direct'] as const),
       });
     case 'network':
-      if (s.protocol !== 'iscsi') throw new ValidationError(`disk source protocol ${JSON.stringify(s.protocol)} is not iscsi`, 'protocol');
+      return validateNetworkSource(s);
+  }
+}
+
+const hostsOf = (field: string, hosts: readonly NetworkHost[]): NetworkHost[] =>
+  hosts.map((h) => compact({ name: requireHost(field, h.name), port: h.port === undefined ? undefined : requirePort(`${field} port`, h.port) }));
+
+function validateNetworkSource(s: NetworkSource): NetworkSource {
+  switch (s.protocol) {
+    case 'iscsi':
       // libvirt's schema and QEMU's iSCSI driver take exactly one host per source.
       if (s.hosts.length !== 1) throw new ValidationError(`an iSCSI network disk takes exactly one source host; got ${s.hosts.length}`, 'host');
       return compact({
@@ -223,12 +265,36 @@ function validateSource(s: DiskSource, emptyDevice: string | undefined): DiskSou
         protocol: s.protocol,
         target: requireIscsiName('disk source target', s.target),
         lun: requireInt('disk source LUN', s.lun, 0, MAX_LUN),
-        hosts: s.hosts.map((h) => compact({ name: requireHost('disk source host', h.name), port: h.port === undefined ? undefined : requirePort('disk source host port', h.port) })),
+        hosts: hostsOf('disk source host', s.hosts),
         initiator: s.initiator === undefined ? undefined : requireIscsiName('disk source initiator', s.initiator),
         auth: s.auth && { username: requireChapUser('disk CHAP user', s.auth.username), secret: validateSecretRef('disk CHAP secret', s.auth.secret) },
       });
+    case 'rbd': {
+      let ref;
+      try {
+        ref = parseRbdImageSpec(s.name);
+      } catch (e) {
+        throw new ValidationError(`disk source name ${JSON.stringify(s.name)} is not POOL/IMAGE of an RBD image: ${(e as Error).message}`, 'name');
+      }
+      // Monitors: any number (none: QEMU reads them from the hypervisor's ceph.conf).
+      return compact({
+        type: s.type,
+        protocol: s.protocol,
+        name: `${ref.pool}/${ref.image}`,
+        hosts: hostsOf('disk source host', s.hosts),
+        auth: s.auth && {
+          username: requirePattern('disk cephx user', s.auth.username, CEPH_USER, "a Ceph id without \"client.\": letters, digits, '_', '.', '-'"),
+          secret: validateSecretRef('disk cephx secret', s.auth.secret),
+        },
+      });
+    }
+    default:
+      throw new ValidationError(`disk source protocol ${JSON.stringify((s as { protocol: unknown }).protocol)} is not iscsi or rbd`, 'protocol');
   }
 }
+
+/** cephx ids as Ceph takes them (no "client." prefix). */
+const CEPH_USER = /^(?!client\.)[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 function validateDriver(d: DiskDriver): DiskDriver {
   return compact({
@@ -279,6 +345,14 @@ function sourceNode(s: DiskSource): XmlNode | undefined {
     case 'volume':
       return compact({ '@pool': s.pool, '@volume': s.volume, '@mode': s.mode });
     case 'network':
+      if (s.protocol === 'rbd') {
+        return compact({
+          '@protocol': s.protocol,
+          '@name': s.name,
+          host: s.hosts.map((h) => compact({ '@name': h.name, '@port': h.port === undefined ? undefined : String(h.port) })),
+          auth: s.auth && { '@username': s.auth.username, secret: { '@type': 'ceph', ...secretRefAttrs(s.auth.secret) } },
+        }) as XmlNode;
+      }
       return compact({
         '@protocol': s.protocol,
         '@name': `${s.target}/${s.lun}`,
@@ -336,7 +410,23 @@ function readSource(type: string, s: XmlNode | undefined, disk: XmlNode): DiskSo
       return compact({ type, pool: attr(s, 'pool') ?? '', volume: attr(s, 'volume') ?? '', mode: attr(s, 'mode') as VolumeSource['mode'] });
     case 'network': {
       const protocol = attr(s, 'protocol');
-      if (protocol !== 'iscsi') throw new ValidationError(`disk source protocol ${JSON.stringify(protocol ?? '')} is not iscsi; only iSCSI network disks are modelled`, 'protocol');
+      if (protocol !== 'iscsi' && protocol !== 'rbd') {
+        throw new ValidationError(`disk source protocol ${JSON.stringify(protocol ?? '')} is not iscsi or rbd; only iSCSI and RBD network disks are modelled`, 'protocol');
+      }
+      const hosts = children(s, 'host').map((h) => {
+        const port = attr(h, 'port');
+        return compact({ name: attr(h, 'name') ?? '', port: port === undefined ? undefined : parseDecimal('disk source host port', port) });
+      });
+      if (protocol === 'rbd') {
+        const rbdAuth = child(s, 'auth') ?? child(disk, 'auth');
+        return compact({
+          type,
+          protocol,
+          name: attr(s, 'name') ?? '',
+          hosts,
+          auth: rbdAuth && { username: attr(rbdAuth, 'username') ?? '', secret: readSecretRef(child(rbdAuth, 'secret'), 'disk cephx secret') },
+        });
+      }
       // name='IQN/LUN'; libvirt reads a name without '/LUN' as LUN 0.
       const name = attr(s, 'name') ?? '';
       const slash = name.lastIndexOf('/');
@@ -347,10 +437,7 @@ function readSource(type: string, s: XmlNode | undefined, disk: XmlNode): DiskSo
         protocol,
         target: slash < 0 ? name : name.slice(0, slash),
         lun: slash < 0 ? 0 : parseDecimal('disk source LUN', name.slice(slash + 1)),
-        hosts: children(s, 'host').map((h) => {
-          const port = attr(h, 'port');
-          return compact({ name: attr(h, 'name') ?? '', port: port === undefined ? undefined : parseDecimal('disk source host port', port) });
-        }),
+        hosts,
         initiator: attr(child(child(s, 'initiator'), 'iqn'), 'name'),
         auth: auth && { username: attr(auth, 'username') ?? '', secret: readSecretRef(child(auth, 'secret'), 'disk CHAP secret') },
       });

@@ -32,10 +32,13 @@ import {
   requireObjectName,
   requireOneOf,
   requirePath,
+  requirePattern,
   requirePort,
+  requireText,
   requireUuid,
   scaledToBytes,
 } from './values.js';
+import { parseRbdPoolName } from '../storage/rbd/ref.js';
 
 export type PoolType = 'iscsi' | 'iscsi-direct';
 export const POOL_TYPE_NAMES: readonly PoolType[] = ['iscsi', 'iscsi-direct'];
@@ -200,4 +203,128 @@ export function readPool(root: XmlNode): PoolInput {
 /** `virsh pool-dumpxml` output (or a pool file): read, fill defaults, validate. */
 export function parsePool(xml: string): PoolDef {
   return poolDef(readPool(parseXml(xml, ['host'])));
+}
+
+// ---- rbd pools ------------------------------------------------------------------------------
+//
+// libvirt's rbd pool: each volume is an RBD image of one Ceph pool, opened by libvirt
+// (librbd) and given to QEMU as an rbd network disk. Its source names a Ceph pool and
+// the monitors instead of a target IQN and a portal, so it has a model of its own beside
+// the iSCSI ones (PoolDef stays the iSCSI pool union). `virsh pool-dumpxml` (libvirt 9.0):
+//
+//   <pool type='rbd'>
+//     <name>vit-rbd</name>
+//     <uuid>...</uuid>
+//     <capacity unit='bytes'>0</capacity>
+//     <allocation unit='bytes'>0</allocation>
+//     <available unit='bytes'>0</available>
+//     <source>
+//       <host name='127.0.0.1' port='6789'/>
+//       <name>rbd</name>
+//       <auth type='ceph' username='virt-iscsi'>
+//         <secret usage='vit-ceph-key'/>
+//       </auth>
+//     </source>
+//   </pool>
+
+/** cephx: the client id (without "client.") and the libvirt secret (type ceph) holding its key. */
+export interface RbdPoolAuth {
+  username: string;
+  secret: SecretRef;
+}
+
+export interface RbdPoolDef {
+  type: 'rbd';
+  name: string;
+  uuid?: string;
+  /** The Ceph pool whose images are the volumes (`<source><name>`). */
+  cephPool: string;
+  /** The monitors; libvirt needs at least one ("missing storage pool source host name"). */
+  hosts: PoolHost[];
+  auth?: RbdPoolAuth;
+  capacity?: number;
+  allocation?: number;
+  available?: number;
+}
+
+/** An rbd pool as read or given, before checks. */
+export type RbdPoolInput = Partial<Omit<RbdPoolDef, 'type'>> & { type?: 'rbd' };
+
+const CEPH_ID = /^(?!client\.)[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+/** Checks every field; one-line ValidationError naming the bad value. */
+export function rbdPoolDef(p: RbdPoolInput): RbdPoolDef {
+  if (p.type !== undefined && p.type !== 'rbd') throw new ValidationError(`pool type ${JSON.stringify(p.type)} is not rbd`, 'type');
+  const hosts = p.hosts ?? [];
+  if (hosts.length === 0) throw new ValidationError('an rbd pool needs at least one Ceph monitor host', 'host');
+  let cephPool: string;
+  try {
+    cephPool = parseRbdPoolName(requireText('rbd pool source name', p.cephPool));
+  } catch (e) {
+    throw new ValidationError(`rbd pool source name: ${(e as Error).message}`, 'source');
+  }
+  return compact({
+    type: 'rbd' as const,
+    name: requireObjectName('pool name', p.name),
+    uuid: p.uuid === undefined ? undefined : requireUuid('pool uuid', p.uuid),
+    cephPool,
+    hosts: hosts.map((h) => compact({ name: requireHost('pool host', h.name), port: h.port === undefined ? undefined : requirePort('pool host port', h.port) })),
+    auth: p.auth && {
+      username: requirePattern('pool cephx user', p.auth.username, CEPH_ID, "a Ceph id without \"client.\": letters, digits, '_', '.', '-'"),
+      secret: validateSecretRef('pool cephx secret', p.auth.secret),
+    },
+    capacity: size('pool capacity', p.capacity),
+    allocation: size('pool allocation', p.allocation),
+    available: size('pool available', p.available),
+  });
+}
+
+export function buildRbdPool(p: RbdPoolDef): string {
+  const v = rbdPoolDef(p);
+  const bytes = (n: number | undefined) => (n === undefined ? undefined : { '@unit': 'bytes', '#text': String(n) });
+  return buildXml({
+    pool: {
+      '@type': 'rbd',
+      name: v.name,
+      uuid: v.uuid,
+      capacity: bytes(v.capacity),
+      allocation: bytes(v.allocation),
+      available: bytes(v.available),
+      source: {
+        host: v.hosts.map((h) => compact({ '@name': h.name, '@port': h.port === undefined ? undefined : String(h.port) })),
+        name: v.cephPool,
+        auth: v.auth && { '@type': 'ceph', '@username': v.auth.username, secret: secretRefAttrs(v.auth.secret) },
+      },
+    },
+  });
+}
+
+/** `virsh pool-dumpxml` of an rbd pool (or a pool file): read and check. */
+export function parseRbdPool(xml: string): RbdPoolDef {
+  const node = child(parseXml(xml, ['host']), 'pool');
+  if (!node) throw new ValidationError('not a libvirt storage pool document: no <pool> element');
+  if (attr(node, 'type') !== 'rbd') throw new ValidationError(`pool type ${JSON.stringify(attr(node, 'type') ?? '')} is not rbd`, 'type');
+  const source = child(node, 'source');
+  const auth = child(source, 'auth');
+  if (auth && attr(auth, 'type') !== 'ceph') throw new ValidationError(`rbd pool auth type ${JSON.stringify(attr(auth, 'type') ?? '')} is not ceph`, 'auth');
+  const sized = (name: string): number | undefined => {
+    const el = child(node, name);
+    return el && scaledToBytes(`pool ${name}`, text(node, name) ?? '', attr(el, 'unit'));
+  };
+  return rbdPoolDef(
+    compact({
+      type: 'rbd' as const,
+      name: text(node, 'name'),
+      uuid: text(node, 'uuid'),
+      cephPool: text(source, 'name'),
+      hosts: children(source, 'host').map((h) => {
+        const port = attr(h, 'port');
+        return compact({ name: attr(h, 'name') ?? '', port: port === undefined ? undefined : parseDecimal('pool host port', port) });
+      }),
+      auth: auth && { username: attr(auth, 'username') ?? '', secret: readSecretRef(child(auth, 'secret'), 'pool cephx secret') },
+      capacity: sized('capacity'),
+      allocation: sized('allocation'),
+      available: sized('available'),
+    }),
+  );
 }

@@ -88,7 +88,7 @@ test('in process: how the flags map to a disk, and every flag mistake is a one-l
   // --by-path takes a full path too; network disks take an initiator and CHAP
   assert.equal(parseDisk(renderDiskXml({ byPath: `/dev/disk/by-path/ip-[::1]:3260-iscsi-${IQN}-lun-1`.replace('[::1]', '::1'), bus: 'scsi' })).source.type, 'block');
   const chap = parseDisk(renderDiskXml({ ...net, initiator: 'iqn.2024-01.com.example:h', chapUser: 'u', chapSecretUsage: 's' }));
-  assert.deepEqual(chap.source.type === 'network' && [chap.source.initiator, chap.source.auth], ['iqn.2024-01.com.example:h', { username: 'u', secret: { usage: 's' } }]);
+  assert.deepEqual(chap.source.type === 'network' && chap.source.protocol === 'iscsi' && [chap.source.initiator, chap.source.auth], ['iqn.2024-01.com.example:h', { username: 'u', secret: { usage: 's' } }]);
   const diskErrors: Array<[DiskFlags, string]> = [
     [{ bus: 'scsi' }, 'no disk source: give --by-path PATH, or --portal HOST[:PORT] --target IQN --lun N, or --pool P --volume V'],
     [{ ...net, pool: 'p', volume: 'v' }, '--portal/--target/--lun and --pool/--volume are different disk sources'],

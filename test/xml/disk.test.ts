@@ -83,7 +83,7 @@ test("network disks: name='IQN/LUN', hosts, initiator and CHAP auth inside <sour
   assert.deepEqual(parseDisk(outside), def);
   // libvirt reads a name without /LUN as LUN 0
   const noLun = parseDisk("<disk type='network'><source protocol='iscsi' name='iqn.2001-04.com.example:t'><host name='h'/></source><target dev='sda'/></disk>");
-  assert.equal(noLun.source.type === 'network' && noLun.source.lun, 0);
+  assert.equal(noLun.source.type === 'network' && noLun.source.protocol === 'iscsi' && noLun.source.lun, 0);
   // device defaults to disk
   assert.equal(noLun.device, 'disk');
 });
@@ -172,7 +172,7 @@ test('bad disks are refused with one line naming the value', () => {
   for (const [d, words] of cases) {
     assert.throws(() => buildDisk(d), (e: unknown) => e instanceof ValidationError && e.message.includes(words) && !e.message.includes('\n'), words);
   }
-  assert.throws(() => parseDisk("<disk type='network'><source protocol='rbd' name='pool/img'/><target dev='vda'/></disk>"), /protocol "rbd" is not iscsi/);
+  assert.throws(() => parseDisk("<disk type='network'><source protocol='nbd' name='export'/><target dev='vda'/></disk>"), /protocol "nbd" is not iscsi or rbd/);
   assert.throws(() => parseDisk("<disk type='nvme'><target dev='vda'/></disk>"), /disk type "nvme" is not block, file, network or volume/);
   assert.throws(() => parseDisk("<disk type='network'><source protocol='iscsi' name='iqn.2001-04.com.example:t/x'><host name='h'/></source><target dev='sda'/></disk>"), /disk source LUN "x" is not a decimal number/);
   assert.throws(() => parseDisk('<domain/>'), /no <disk> element/);

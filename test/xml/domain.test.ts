@@ -86,7 +86,7 @@ test('a domain without <acpi/> says so (it cannot hotplug on pci.0)', () => {
 
 test('disks the model does not cover are kept aside with their target dev and the reason', () => {
   const xml = `<domain type='kvm'><name>x</name><uuid>2044877d-90df-49c4-84bf-139f4b530b79</uuid><devices>
-    <disk type='network' device='disk'><source protocol='rbd' name='pool/image'><host name='ceph1'/></source><target dev='vda' bus='virtio'/></disk>
+    <disk type='network' device='disk'><source protocol='nbd' name='export'><host name='nbd1'/></source><target dev='vda' bus='virtio'/></disk>
     <disk type='nvme' device='disk'><source type='pci' managed='yes' namespace='1'><address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source><target dev='vdb' bus='virtio'/></disk>
     <disk type='file' device='disk'><source file='/srv/a.img'/><target dev='vdc' bus='virtio'/></disk>
   </devices></domain>`;
@@ -99,7 +99,7 @@ test('disks the model does not cover are kept aside with their target dev and th
       ['nvme', 'vdb'],
     ],
   );
-  assert.match(d.otherDisks[0]!.problem, /protocol "rbd" is not iscsi/);
+  assert.match(d.otherDisks[0]!.problem, /protocol "nbd" is not iscsi or rbd/);
   assert.deepEqual(d.controllers, []);
   assert.deepEqual(d.marks, []);
 });

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { buildXml } from '../../src/xml/codec.js';
 import { diskNode } from '../../src/xml/disk.js';
 import { controllerNode, parseDomain } from '../../src/xml/domain.js';
-import { buildPool, parsePool } from '../../src/xml/pool.js';
+import { buildPool, buildRbdPool, parsePool, parseRbdPool } from '../../src/xml/pool.js';
 import { buildSecret, parseSecret } from '../../src/xml/secret.js';
 import { validateAll, validateDisks } from './schema.js';
 
@@ -18,6 +18,11 @@ const KINDS = {
   pool: {
     rebuild: (xml: string) => buildPool(parsePool(xml)),
     same: (a: string, b: string) => assert.deepEqual(parsePool(a), parsePool(b)),
+    validate: (xml: string) => validateAll([xml], 'storagepool'),
+  },
+  rbdpool: {
+    rebuild: (xml: string) => buildRbdPool(parseRbdPool(xml)),
+    same: (a: string, b: string) => assert.deepEqual(parseRbdPool(a), parseRbdPool(b)),
     validate: (xml: string) => validateAll([xml], 'storagepool'),
   },
   secret: {

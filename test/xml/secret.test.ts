@@ -46,7 +46,7 @@ test('bad secrets are refused with one line naming the value', () => {
     [{ ...base, description: 'trailing ' }, 'starts or ends with whitespace'],
   ];
   for (const [s, words] of cases) assert.throws(() => buildSecret(s), (e: unknown) => e instanceof ValidationError && e.message.includes(words), words);
-  assert.throws(() => parseSecret("<secret><usage type='ceph'><name>c</name></usage></secret>"), /usage type "ceph" is not iscsi/);
+  assert.throws(() => parseSecret("<secret><usage type='volume'><volume>/v</volume></usage></secret>"), /usage type "volume" is not iscsi or ceph/);
   assert.throws(() => parseSecret("<secret ephemeral='maybe'><usage type='iscsi'><target>t</target></usage></secret>"), /secret ephemeral "maybe" is not one of yes, no/);
   assert.throws(() => parseSecret('<pool/>'), /no <secret> element/);
 });

@@ -8,7 +8,10 @@ import { formatPortal, parsePortal } from '../../names/portal.js';
 import { withInterrupts } from '../../plan/plan.js';
 import type { ChapSpec, LunSpec, TargetBackend, TargetSpec } from '../../storage/backend.js';
 import { BACKEND_NAMES, createBackend, detectBackend, parseBackendName, type BackendOptions } from '../../storage/backends.js';
+import { rbdLun } from '../../storage/rbd/lun.js';
+import { isRbdRef, parseRbdRef } from '../../storage/rbd/ref.js';
 import { DEFAULT_CONF_DIR } from '../../storage/tgt/records.js';
+import { addCephOptions, cephClientFromFlags, type CephFlags } from '../ceph-options.js';
 import { addDryRun, addJson, addSshOptions, sessionOptions, type HostCommandOptions } from '../options.js';
 import { printJson, printText } from '../output.js';
 import { Session, withSession } from '../session.js';
@@ -82,7 +85,7 @@ async function run<T>(o: TargetOptions, fn: (s: Session) => Promise<T>, text: (r
 
 // ---- create -------------------------------------------------------------------------
 
-interface CreateFlags extends TargetOptions {
+interface CreateFlags extends TargetOptions, CephFlags {
   allow: string[];
   chap?: string;
   chapSecretFile?: string;
@@ -136,9 +139,16 @@ async function chapSecret(user: string, fileFlag: string, file: string | undefin
 async function createSpec(iqn: string, luns: readonly LunFlags[], all: PerLun, o: CreateFlags, generated: Record<string, string>): Promise<TargetSpec> {
   if (luns.length === 0) throw new ValidationError('give at least one --lun N=PATH (e.g. --lun 1=/srv/disk.img)', 'lun');
   if (all.serial !== undefined && luns.length > 1) throw new ValidationError('--serial before the --lun options would give every LUN the same serial: put it after its --lun', 'serial');
+  const rbdGiven = luns.some((given) => isRbdRef(parseLunArg(given.arg).path));
+  if (!rbdGiven && (o.cephConf ?? o.cephId ?? o.cephKeyring) !== undefined) {
+    throw new ValidationError('--ceph-conf, --ceph-id and --ceph-keyring are for LUNs that are RBD images (--lun N=rbd:POOL/IMAGE)', 'ceph');
+  }
+  const client = rbdGiven ? cephClientFromFlags(o) : {};
   const lunSpecs: LunSpec[] = luns.map((given) => {
     const f = { ...all, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as LunFlags;
-    const l: LunSpec = parseLunArg(given.arg);
+    const arg = parseLunArg(given.arg);
+    // An RBD image is served by tgt's rbd backing store (tgt-rbd), opened as the Ceph client given.
+    const l: LunSpec = isRbdRef(arg.path) ? rbdLun(arg.lun, parseRbdRef(arg.path), client) : arg;
     if (f.readonly) l.readonly = true;
     if (f.cdrom) l.cdrom = true;
     if (f.serial !== undefined) l.serial = f.serial;
@@ -182,11 +192,10 @@ function addCreate(target: Command): void {
   const cmd = addJson(
     addDryRun(
       addTargetOptions(
-        target
-          .command('create')
+        addCephOptions(target.command('create'))
           .description('export images as LUNs of a new target: LUNs, then CHAP, then the initiators allowed in; persisted unless --no-persist')
           .argument('<iqn>', 'target name (iqn./eui./naa.)')
-          .option('--lun <N=PATH>', 'LUN number (1 and up) and raw image file or block device on the storage host (repeatable)')
+          .option('--lun <N=PATH>', 'LUN number (1 and up) and raw image file or block device on the storage host, or rbd:POOL/IMAGE (tgt-rbd) (repeatable)')
           .option('--readonly', 'serve the --lun before it read-only (every LUN when given first)')
           .option('--cdrom', 'serve the --lun before it as a read-only CD-ROM, e.g. an ISO (every LUN when given first)')
           .option('--serial <sn>', 'SCSI serial of the --lun before it (default: a generated one)')

@@ -16,6 +16,7 @@
 //   they are visible in `ps` while ietadm runs (milliseconds).
 // - ietadm returns a negative errno as its exit status (so 254 = -ENOENT) and prints
 //   only a numeric trace ("ietd_request 203 3 -1"): the hint says which errno it was.
+import { checkBackingsServedBy } from '../backing.js';
 import { CommandError, PrerequisiteError, ValidationError } from '../../errors.js';
 import { formatIetAllow, getIetAllow, parseIetAllow, parseIetAllowLine, removeIetAllow, upsertIetAllow } from '../../config/iet-allow.js';
 import { formatIetConf, getIetTarget, parseIetConf, ietLunParams, removeIetTarget, targetSpecToIet, upsertIetTarget } from '../../config/iet-conf.js';
@@ -196,6 +197,7 @@ export class IetBackend implements TargetBackend {
   }
 
   async create(spec: TargetSpec): Promise<TargetState> {
+    checkBackingsServedBy('iet', spec.luns);
     const { target, allow } = targetSpecToIet(spec);
     const iqn = target.iqn;
     const vols = await this.volumes();

@@ -8,6 +8,7 @@
 // - A CD-ROM LUN is a read-only disk LUN: fileio/block backstores only emulate disks;
 //   QEMU presents it to the guest as a CD-ROM all the same.
 // - ACLs are per initiator IQN; addresses are refused; ALL is demo mode.
+import { checkBackingsServedBy } from '../backing.js';
 import { CommandError, maskSecrets, PrerequisiteError, ValidationError } from '../../errors.js';
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import type { Portal } from '../../names/portal.js';
@@ -222,6 +223,7 @@ export class LioBackend implements TargetBackend {
   }
 
   async create(spec: TargetSpec): Promise<TargetState> {
+    checkBackingsServedBy('lio', spec.luns);
     const commands = lioCreatePlan(spec, this.planOptions());
     const iqn = lioName(spec.iqn, 'target');
     const before = await this.readTree();

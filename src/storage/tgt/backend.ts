@@ -3,13 +3,14 @@
 // starts, and `sync` to find and repair the difference between the two.
 import { randomBytes } from 'node:crypto';
 import type { TgtTarget } from '../../config/tgt-conf.js';
-import { ValidationError } from '../../errors.js';
+import { PrerequisiteError, ValidationError } from '../../errors.js';
 import { parseIscsiName, sameIqn } from '../../names/iscsi-name.js';
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import { runChecked } from '../../runner/check.js';
 import type { Runner } from '../../runner/types.js';
-import type { CreateOptions, DeleteOptions, SyncItem, SyncOptions, TargetBackend, TargetSpec, TargetState } from '../backend.js';
-import { checkServableImage, fileIdentities, type ImageInfo } from '../image.js';
+import type { CreateOptions, DeleteOptions, LunSpec, SyncItem, SyncOptions, TargetBackend, TargetSpec, TargetState } from '../backend.js';
+import { backingKind, checkLunImage } from '../backing.js';
+import { fileIdentities, type ImageInfo } from '../image.js';
 import { normalizeTargetSpec } from '../spec.js';
 import { resolveLuns } from './conf.js';
 import { targetSpecToTgtConf } from '../../config/tgt-conf.js';
@@ -115,7 +116,8 @@ export class TgtBackend implements TargetBackend {
     // The sizes follow what tgtd shows, the records are read meanwhile.
     const shown = this.tgtadm.showTargets();
     const sized = shown.then(async (live) => {
-      const paths = [...new Set(live.flatMap((t) => t.luns.flatMap((l) => (l.backingPath ? [l.backingPath] : []))))];
+      // An rbd LUN's path is POOL/IMAGE, not a file here: tgtd's own size figure stands for it.
+      const paths = [...new Set(live.flatMap((t) => t.luns.flatMap((l) => (l.backingPath && l.backingType !== 'rbd' ? [l.backingPath] : []))))];
       if (paths.length === 0) return new Map<string, number>();
       return parseSizes((await this.runner.run(['stat', '-L', '-c', '%s|%F|%n', '--', ...paths], { query: true })).stdout);
     });
@@ -138,7 +140,7 @@ export class TgtBackend implements TargetBackend {
     // The independent queries run at once (each is a round trip over SSH); their errors keep their order.
     const recordsFree = this.checkRecordsFree(s.iqn);
     const given = options.images;
-    const imagesOk = given?.length === s.luns.length ? Promise.resolve([...given]) : Promise.all(s.luns.map((l) => checkServableImage(this.runner, l.path)));
+    const imagesOk = given?.length === s.luns.length ? Promise.resolve([...given]) : Promise.all(s.luns.map((l) => checkLunImage(this.runner, l)));
     for (const p of [recordsFree, imagesOk]) p.catch(() => undefined);
     const status = await tgtStatus(this.tgtadm);
     if (!this.options.install && status === 'not-installed') throw notInstalledError(host);
@@ -152,7 +154,7 @@ export class TgtBackend implements TargetBackend {
     if (byTid) throw new ValidationError(`target id ${s.tid} is already used on ${host} by ${byTid.iqn}`, 'tid');
     await recordsFree;
     await this.checkBsTypes(target);
-    await this.checkNotServed(s.luns.map((l) => l.path), live);
+    await this.checkNotServed(s.luns, live);
     await this.checkAccountsFree(target);
     const kind: RecordKind = s.persist ? 'persistent' : 'live-only';
     const tid = await this.createLive(target, { tid: s.tid, record: kind, live });
@@ -179,23 +181,32 @@ export class TgtBackend implements TargetBackend {
   }
 
   private async checkBsTypes(target: TgtTarget): Promise<void> {
-    const wanted = [...new Set(target.luns.flatMap((l) => (l.bsType ? [l.bsType] : [])))];
+    const wanted = [...new Set([...(target.bsType ? [target.bsType] : []), ...target.luns.flatMap((l) => (l.bsType ? [l.bsType] : []))])];
     if (wanted.length === 0 || this.startsInPlan) return;
     const known = (await this.tgtadm.showSystem()).backingStores;
     for (const bs of wanted) {
-      if (!known.includes(bs)) throw new ValidationError(`bs-type ${JSON.stringify(bs)} is not one tgtd on ${this.runner.host} has: ${known.join(', ')}`, 'bs-type');
+      if (known.includes(bs)) continue;
+      const module = BS_MODULES[bs];
+      if (module) throw await missingModuleError(this.runner, bs, module);
+      throw new ValidationError(`bs-type ${JSON.stringify(bs)} is not one tgtd on ${this.runner.host} has: ${known.join(', ')}`, 'bs-type');
     }
   }
 
-  /** An image behind two targets would be written by two initiators that do not know of each other. */
-  private async checkNotServed(paths: readonly string[], live: readonly TgtShowTarget[]): Promise<void> {
-    const served = live.flatMap((t) => t.luns.flatMap((l) => (l.backingPath ? [{ t, l, path: l.backingPath }] : [])));
+  /**
+   * An image behind two targets would be written by two initiators that do not know of
+   * each other. Files are compared by identity (links, symlinks), RBD images by POOL/IMAGE.
+   */
+  private async checkNotServed(luns: readonly LunSpec[], live: readonly TgtShowTarget[]): Promise<void> {
+    const served = live.flatMap((t) => t.luns.flatMap((l) => (l.backingPath ? [{ t, l, path: l.backingPath, rbd: l.backingType === 'rbd' }] : [])));
     if (served.length === 0) return;
-    const ids = await fileIdentities(this.runner, [...new Set([...paths, ...served.map((s) => s.path)])]);
-    for (const p of paths) {
-      const id = ids.get(p);
-      const hit = served.find((s) => s.path === p || (id !== undefined && ids.get(s.path) === id));
-      if (hit) throw new ValidationError(`image ${JSON.stringify(p)} is already served by target ${hit.t.iqn} (tid ${hit.t.tid}) as LUN ${hit.l.lun}`, 'image');
+    const files = luns.filter((l) => backingKind(l) === 'file').map((l) => l.path);
+    const servedFiles = served.filter((s) => !s.rbd).map((s) => s.path);
+    const ids = files.length && servedFiles.length ? await fileIdentities(this.runner, [...new Set([...files, ...servedFiles])]) : new Map<string, string>();
+    for (const l of luns) {
+      const rbd = backingKind(l) === 'rbd';
+      const id = rbd ? undefined : ids.get(l.path);
+      const hit = served.find((s) => s.rbd === rbd && (s.path === l.path || (id !== undefined && ids.get(s.path) === id)));
+      if (hit) throw new ValidationError(`image ${JSON.stringify(l.path)} is already served by target ${hit.t.iqn} (tid ${hit.t.tid}) as LUN ${hit.l.lun}`, 'image');
     }
   }
 
@@ -340,7 +351,7 @@ export class TgtBackend implements TargetBackend {
     }
     try {
       if (!t) {
-        for (const l of resolveLuns(target)) await checkServableImage(this.runner, l.path);
+        for (const l of resolveLuns(target)) await checkLunImage(this.runner, l);
         const tid = await this.createLive(target, { existingAccounts: accounts });
         const reused = [...target.incomingUsers, ...(target.outgoingUser ? [target.outgoingUser] : [])].filter((a) => accounts.includes(a.user));
         return {
@@ -360,6 +371,30 @@ export class TgtBackend implements TargetBackend {
       return { iqn, status: 'failed', details: [e instanceof Error ? e.message : String(e)] };
     }
   }
+}
+
+/** Backing stores tgt ships as loadable modules: the package that has each, and its file. */
+const BS_MODULES: Record<string, { pkg: string; file: string }> = {
+  rbd: { pkg: 'tgt-rbd', file: 'bs_rbd.so' },
+  glfs: { pkg: 'tgt-glusterfs', file: 'bs_glfs.so' },
+};
+
+/** Where distributions put tgt's backing-store modules (Debian, then RHEL-likes). */
+const BS_MODULE_DIRS = ['/usr/lib/tgt/backing-store', '/usr/lib64/tgt/backing-store'];
+
+/**
+ * tgtd loads backing-store modules only when it starts: a tgtd started before the package
+ * was installed lacks the store until it restarts. Says which case it is, in one line.
+ */
+async function missingModuleError(runner: Runner, bs: string, m: { pkg: string; file: string }): Promise<PrerequisiteError> {
+  const found = [];
+  for (const dir of BS_MODULE_DIRS) if ((await runner.run(['test', '-f', `${dir}/${m.file}`], { query: true })).exitCode === 0) found.push(`${dir}/${m.file}`);
+  if (found.length > 0) {
+    return new PrerequisiteError(
+      `tgtd on ${runner.host} has no ${bs} backing store although ${found[0]} is installed: tgtd loads its modules only when it starts, so restart tgtd (this ends its iSCSI sessions)`,
+    );
+  }
+  return new PrerequisiteError(`tgtd on ${runner.host} has no ${bs} backing store: install ${m.pkg} ("apt-get install ${m.pkg}"), then restart tgtd, which loads it only when it starts`);
 }
 
 function sessionsError(iqn: string, t: TgtShowTarget): ValidationError {

@@ -13,6 +13,7 @@ export interface ResolvedLun {
   vendorId?: string;
   productId?: string;
   bsType?: string;
+  bsOpts?: string;
 }
 
 /** The LUNs of a block we wrote (each backing-store with its number). */
@@ -26,7 +27,7 @@ export function resolveLuns(t: TgtTarget): ResolvedLun[] {
       throw new ValidationError(`${where}: device-type ${JSON.stringify(deviceType)} is not one virt-iscsi sets up (disk or cd)`, 'device-type');
     }
     const r: ResolvedLun = { lun, path: l.path, deviceType, readonly: (l.readonly ?? t.readonly) === true };
-    for (const k of ['scsiSn', 'vendorId', 'productId', 'bsType'] as const) {
+    for (const k of ['scsiSn', 'vendorId', 'productId', 'bsType', 'bsOpts'] as const) {
       const v = l[k] ?? t[k];
       if (v !== undefined) r[k] = v;
     }

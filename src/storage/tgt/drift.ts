@@ -2,7 +2,8 @@
 // steps that make the live target match the record. The record wins: it is what tgtd
 // will load at its next start, and virt-iscsi never changes a target live without
 // writing the record first, so a difference is a hand change (or a lost tgtd).
-// CHAP secrets cannot be compared: tgtd never shows them.
+// CHAP secrets cannot be compared: tgtd never shows them, nor a LUN's bsopts (an rbd
+// LUN's conf and client id).
 import type { Step } from '../../plan/plan.js';
 import { resolveLuns, type ResolvedLun } from './conf.js';
 import type { TgtRecord } from './records.js';

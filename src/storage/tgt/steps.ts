@@ -30,7 +30,7 @@ export function lunStep(tgtadm: Tgtadm, tid: number, l: ResolvedLun): Step {
   return {
     title: `add LUN ${l.lun} to tid ${tid}: ${describe(l)}`,
     async apply() {
-      await tgtadm.newLun(tid, l.lun, l.path, { deviceType: l.deviceType === 'cd' ? 'cd' : undefined, bsType: l.bsType });
+      await tgtadm.newLun(tid, l.lun, l.path, { deviceType: l.deviceType === 'cd' ? 'cd' : undefined, bsType: l.bsType, bsOpts: l.bsOpts });
       await tgtadm.updateLun(tid, l.lun, {
         readonly: l.readonly ? true : undefined,
         scsi_sn: l.scsiSn,

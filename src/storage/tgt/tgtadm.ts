@@ -62,6 +62,8 @@ type Mode = 'target' | 'logicalunit' | 'account' | 'sys';
 export interface LunOptions {
   deviceType?: 'disk' | 'cd';
   bsType?: string;
+  /** --bsopts, e.g. "conf=FILE;id=USER" for rbd. tgtadm passes it inside its ','-joined request: no ','. */
+  bsOpts?: string;
 }
 
 /** Logical unit parameters set after creation (tgtadm takes --params on update only). */
@@ -138,7 +140,11 @@ export class Tgtadm {
   // ---- logical units -----------------------------------------------------------------
 
   async newLun(tid: number, lun: number, path: string, options: LunOptions = {}): Promise<void> {
-    const extra = [...(options.deviceType ? ['--device-type', options.deviceType] : []), ...(options.bsType ? ['--bstype', options.bsType] : [])];
+    const extra = [
+      ...(options.deviceType ? ['--device-type', options.deviceType] : []),
+      ...(options.bsType ? ['--bstype', options.bsType] : []),
+      ...(options.bsOpts ? ['--bsopts', options.bsOpts] : []),
+    ];
     await this.run('logicalunit', 'new', ['--tid', String(tid), '--lun', String(lun), '--backing-store', path, ...extra]);
   }
 
