@@ -9,7 +9,7 @@ import { VirshError } from '../hypervisor/virsh-errors.js';
 import type { PoolListEntry } from '../hypervisor/virsh-parse.js';
 import type { Virsh } from '../hypervisor/virsh.js';
 import { attr, child, children, parseXml } from '../xml/codec.js';
-import type { ModeEntry } from './modes.js';
+import type { PoolType } from '../xml/pool.js';
 
 export { hostName, viewIfThere };
 
@@ -63,7 +63,13 @@ async function poolTypes(virsh: Virsh): Promise<string[]> {
  * the modes that may be used (the one asked for, or every automatic one), so only what
  * they need is probed.
  */
-export async function probeHypervisor(virsh: Virsh, domain: string, candidates: readonly ModeEntry[]): Promise<HypervisorFacts> {
+/** What a candidate mode needs probed (a ModeEntry has both). */
+export interface ProbeNeeds {
+  hostLogin: boolean;
+  pool?: PoolType;
+}
+
+export async function probeHypervisor(virsh: Virsh, domain: string, candidates: readonly ProbeNeeds[]): Promise<HypervisorFacts> {
   const runner = virsh.runner;
   const login = candidates.some((m) => m.hostLogin);
   const direct = candidates.some((m) => m.pool === 'iscsi-direct');
