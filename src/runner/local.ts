@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname, basename, join } from 'node:path';
+import { checkArgv } from './quote.js';
 import type { RunOptions, RunResult, Runner, WriteFileOptions } from './types.js';
 
 /** Exit codes we give when the program never ran, as a shell would. */
@@ -19,10 +20,12 @@ export class LocalRunner implements Runner {
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const [file, ...args] = argv;
     if (!file) throw new TypeError('empty argv');
+    checkArgv(argv, options.env);
     const { execa } = await (execaModule ??= import('execa'));
     const sub = execa(file, args, {
       input: options.stdin ?? '',
-      env: options.env,
+      // The C locale: our parsers read the tools' untranslated output (stat's "regular file").
+      env: { LC_ALL: 'C', ...options.env },
       timeout: options.timeoutMs,
       reject: false,
       stripFinalNewline: false,
