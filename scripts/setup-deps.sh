@@ -8,6 +8,7 @@ DEBS=(
   libvirt-daemon-system libvirt-clients libvirt-daemon-driver-storage-iscsi-direct
   qemu-system-x86 qemu-utils qemu-block-extra
   openssh-server xorriso libxml2-utils
+  multipath-tools zsh
 )
 
 missing=()

@@ -194,7 +194,7 @@ test('schema and reader agree: valid files, examples and templates pass both; in
     } catch {
       return [];
     }
-    return names.filter((f) => /\.(ya?ml|json)$/.test(f) && !/^(?:multipath|targets)/.test(f)).map((f) => join(d, f));
+    return names.filter((f) => /\.(ya?ml|json)$/.test(f)).map((f) => join(d, f));
   });
   assert.ok(files.some((f) => f.startsWith('examples/')), 'the examples are in the corpus');
   for (const f of files) {
