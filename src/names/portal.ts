@@ -48,7 +48,7 @@ export function parsePortal(text: string): Portal {
   if (v6) {
     host = v6[1]!;
     port = v6[2];
-    if (isIP(host) !== 6) bad(`has "${host}" in brackets, which is not an IPv6 address`);
+    if (isIP(host) !== 6) bad(`has ${JSON.stringify(host)} in brackets, which is not an IPv6 address`);
   } else if (isIP(text) === 6) {
     host = text; // a bare IPv6 address: no port can follow
     const port = portLike(text);
@@ -57,12 +57,12 @@ export function parsePortal(text: string): Portal {
     const i = text.lastIndexOf(':');
     host = i < 0 ? text : text.slice(0, i);
     port = i < 0 ? undefined : text.slice(i + 1);
-    if (!isHost(host)) bad(`has an invalid host "${host}"`);
+    if (!isHost(host)) bad(`has an invalid host ${JSON.stringify(host)}`);
   }
   let portNumber = DEFAULT_ISCSI_PORT;
   if (port !== undefined) {
     portNumber = Number(port);
-    if (!/^\d{1,5}$/.test(port) || portNumber < 1 || portNumber > 65535) bad(`has an invalid port "${port}"`);
+    if (!/^\d{1,5}$/.test(port) || portNumber < 1 || portNumber > 65535) bad(`has an invalid port ${JSON.stringify(port)}`);
   }
   return { host, port: portNumber };
 }
