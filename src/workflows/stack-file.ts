@@ -251,22 +251,13 @@ function exportEntry(c: Checker, dir: string, index: number, node: TreeNode, def
     chap: get<boolean>(v, 'chap') ?? false,
     persist: get<boolean>(v, 'persist') ?? true,
   };
-  const optional: Partial<StackExportSettings> = {
-    portal: get<string>(v, 'portal'),
-    portals,
-    minPaths,
-    mode: mode as ExportMode | undefined,
-    backend: get<BackendName>(v, 'backend'),
-    controlPort: get<number>(v, 'control-port'),
-    confDir: hostPath('conf-dir', storage),
-    hostRecordDir: hostPath('host-records', storage),
-    replacementTimeout: get<number>(v, 'replacement-timeout'),
-    noopOutInterval: get<number>(v, 'noop-out-interval'),
-    noopOutTimeout: get<number>(v, 'noop-out-timeout'),
-    cephConf: hostPath('ceph-conf', [storage, ...hypervisors].find((h) => h !== 'local') ?? 'local'),
-    cephId: get<string>(v, 'ceph-id'),
-  };
-  for (const [k, val] of Object.entries(optional)) if (val !== undefined) (settings as unknown as Record<string, unknown>)[k] = val;
+  // Keys that go to a field as they are (paths made absolute first): from the table.
+  const remote = [storage, ...hypervisors].find((h) => h !== 'local') ?? 'local';
+  for (const [k, d] of Object.entries(EXPORT_KEYS) as Array<[ExportKey, KeyDef]>) {
+    if (!d.field || !v.has(k)) continue;
+    const value = d.hostPath ? hostPath(k, d.hostPath === 'storage' ? storage : remote) : v.get(k)!.value;
+    (settings as unknown as Record<string, unknown>)[d.field] = value;
+  }
   return { entry: `${at} (${name})`, settings };
 }
 

@@ -9,6 +9,7 @@ import { formatPortal, parsePortal } from '../names/portal.js';
 import { parseHostUri } from '../runner/host-uri.js';
 import { BACKEND_NAMES } from '../storage/backends.js';
 import type { Pos, TreeNode } from '../util/yaml-tree.js';
+import type { StackExportSettings } from './stack-file.js';
 import { POOL_TYPE_NAMES } from '../xml/pool.js';
 import { EXPORT_NAME } from './names.js';
 import { EXPORT_MODES } from './records.js';
@@ -204,6 +205,13 @@ export interface KeyDef {
   /** Only in an export, not in defaults (the image, and the name derived from it). */
   perExport?: boolean;
   required?: boolean;
+  /**
+   * The StackExportSettings field the value goes to as it is, when it is given (the rest
+   * have defaults or meaning the reader works out: paths, hypervisors, cdrom...).
+   */
+  field?: keyof StackExportSettings;
+  /** A path on the hosts: relative ones are the stack file's, and only when every host is this one. */
+  hostPath?: 'storage' | 'any';
 }
 
 const key = <T>(kind: Kind<T>, doc: string, more: Omit<KeyDef, 'kind' | 'doc'> = {}): KeyDef => ({ kind: kind as Kind<unknown>, doc, ...more });
@@ -217,23 +225,23 @@ export const EXPORT_KEYS = {
   hypervisor: key(HOST_URI, 'where libvirt runs: local or ssh://[user@]host[:port]'),
   hypervisors: key(listOf(HOST_URI, 'host URIs'), 'several hypervisors the VM may run on (instead of hypervisor)'),
   connect: key(LIBVIRT, 'the libvirt URI on the hypervisor (default qemu:///system)'),
-  portal: key(PORTAL, 'the address the hypervisor dials, HOST[:PORT]'),
-  portals: key(listOf(PORTAL, 'portals'), 'several portals, one path each, for multipath (instead of portal)'),
-  'min-paths': key(integer(1, 64, 'a number of paths from 1 to 64'), 'multipath: the paths that must be up before the disk is given to the VM'),
-  mode: key(oneOf(STACK_MODES), 'how the VM reaches the LUN; default: the best the hypervisor can do'),
+  portal: key(PORTAL, 'the address the hypervisor dials, HOST[:PORT]', { field: 'portal' }),
+  portals: key(listOf(PORTAL, 'portals'), 'several portals, one path each, for multipath (instead of portal)', { field: 'portals' }),
+  'min-paths': key(integer(1, 64, 'a number of paths from 1 to 64'), 'multipath: the paths that must be up before the disk is given to the VM', { field: 'minPaths' }),
+  mode: key(oneOf(STACK_MODES), 'how the VM reaches the LUN; default: the best the hypervisor can do', { field: 'mode' }),
   cdrom: key(BOOLEAN, 'a read-only CD-ROM (default: true for .iso images)'),
   readonly: key(BOOLEAN, 'served and attached read-only'),
   chap: key(BOOLEAN, 'require CHAP, with a generated secret'),
   persist: key(BOOLEAN, "also in the domain's persistent definition (default true)"),
-  backend: key(oneOf(BACKEND_NAMES), 'the target software on the storage host; default: the one found there'),
-  'control-port': key(integer(1, 65535, 'a port number (1-65535)'), 'tgt: the control port of a tgtd of its own (tgtadm -C)'),
-  'conf-dir': key(PATH, 'tgt: where target records go (default /etc/tgt/conf.d)'),
-  'host-records': key(PATH, 'export records on the storage host (default /var/lib/virt-iscsi/exports)'),
-  'replacement-timeout': key(SECONDS, 'open-iscsi: seconds I/O waits for a lost session before failing (node.session.timeo.replacement_timeout)'),
-  'noop-out-interval': key(SECONDS, 'open-iscsi: seconds between NOP-Out pings on a session (node.conn[0].timeo.noop_out_interval)'),
-  'noop-out-timeout': key(SECONDS, 'open-iscsi: seconds a NOP-Out may go unanswered before the path counts as down (node.conn[0].timeo.noop_out_timeout)'),
-  'ceph-conf': key(PATH, 'rbd: the ceph.conf to read (on the storage host, and on the hypervisor in rbd mode)'),
-  'ceph-id': key(CEPH_ID, "rbd: the Ceph user to act as, without 'client.'"),
+  backend: key(oneOf(BACKEND_NAMES), 'the target software on the storage host; default: the one found there', { field: 'backend' }),
+  'control-port': key(integer(1, 65535, 'a port number (1-65535)'), 'tgt: the control port of a tgtd of its own (tgtadm -C)', { field: 'controlPort' }),
+  'conf-dir': key(PATH, 'tgt: where target records go (default /etc/tgt/conf.d)', { field: 'confDir', hostPath: 'storage' }),
+  'host-records': key(PATH, 'export records on the storage host (default /var/lib/virt-iscsi/exports)', { field: 'hostRecordDir', hostPath: 'storage' }),
+  'replacement-timeout': key(SECONDS, 'open-iscsi: seconds I/O waits for a lost session before failing (node.session.timeo.replacement_timeout)', { field: 'replacementTimeout' }),
+  'noop-out-interval': key(SECONDS, 'open-iscsi: seconds between NOP-Out pings on a session (node.conn[0].timeo.noop_out_interval)', { field: 'noopOutInterval' }),
+  'noop-out-timeout': key(SECONDS, 'open-iscsi: seconds a NOP-Out may go unanswered before the path counts as down (node.conn[0].timeo.noop_out_timeout)', { field: 'noopOutTimeout' }),
+  'ceph-conf': key(PATH, 'rbd: the ceph.conf to read (on the storage host, and on the hypervisor in rbd mode)', { field: 'cephConf', hostPath: 'any' }),
+  'ceph-id': key(CEPH_ID, "rbd: the Ceph user to act as, without 'client.'", { field: 'cephId' }),
 } satisfies Record<string, KeyDef>;
 export type ExportKey = keyof typeof EXPORT_KEYS;
 
