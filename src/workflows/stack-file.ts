@@ -195,9 +195,13 @@ const get = <T>(v: Values, k: ExportKey | PoolKey): T | undefined => v.get(k)?.v
 function exportEntry(c: Checker, dir: string, index: number, node: TreeNode, defaults: Values): StackExport {
   const at = `exports[${index + 1}]`;
   const entries = c.mapping(at, node);
-  const raw = (k: string): unknown => entries.find((e) => e.key === k && e.value.t === 'scalar')?.value;
-  const rawName = (raw('name') as { v?: unknown } | undefined)?.v;
-  const rawImage = (raw('image') as { v?: unknown } | undefined)?.v;
+  // The entry's name for messages, before its values are checked.
+  const raw = (k: string): unknown => {
+    const n = entries.find((e) => e.key === k)?.value;
+    return n?.t === 'scalar' ? n.v : undefined;
+  };
+  const rawName = raw('name');
+  const rawImage = raw('image');
   const named = typeof rawName === 'string' ? rawName : typeof rawImage === 'string' ? defaultExportName(rawImage) : undefined;
   const where = named ? `${at} (${named})` : at;
   const own = c.values(where, entries, EXPORT_KEYS);
