@@ -16,7 +16,8 @@
 #   NAME    export name (default: the image name without .img)
 #   MODE    pool | direct | network | block (default: the best the hypervisor can do)
 #   CHAP=1  require CHAP (a generated secret, kept by the target and a libvirt secret only)
-# The same export as a stack file: examples/data-disk.yaml (virt-iscsi apply -f ...).
+# The same export as a stack file: examples/data-disk.yaml, which is templates/data-disk.yaml
+# (virt-iscsi init --template data-disk writes a copy; then virt-iscsi apply -f FILE).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 

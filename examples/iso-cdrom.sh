@@ -12,7 +12,8 @@
 #   VM     the libvirt domain (required)        ISO   the ISO image on the storage host (required)
 #   NAME   export name (default: the ISO name without .iso, lower case, '-' for other characters)
 #   MODE   pool | direct | network | block (default: the best the hypervisor can do)
-# The same as a stack file, with two ISOs: examples/iso-cdrom.yaml.
+# The same as a stack file, with two ISOs: examples/iso-cdrom.yaml (templates/iso-cdrom.yaml;
+# virt-iscsi init --template iso-cdrom writes a copy).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 

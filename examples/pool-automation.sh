@@ -19,7 +19,8 @@
 #   CHAP_USER, CHAP_SECRET_FILE   CHAP login (the secret goes into a libvirt secret, never argv)
 #   POOL_PREFIX       pool name prefix (default "iscsi-"); the rest is the IQN after its ':'
 #   AUTOSTART=0       do not start the pools with libvirtd
-# The same as a stack file: examples/pool-automation.yaml.
+# The same as a stack file: examples/pool-automation.yaml (templates/pool-automation.yaml;
+# virt-iscsi init --template pool-automation writes a copy).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 

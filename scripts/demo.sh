@@ -130,16 +130,10 @@ if virsh dominfo "$VM" >/dev/null 2>&1; then
   virsh undefine "$VM" >/dev/null
 fi
 say "create the VM $VM: 128 MiB, no OS, a virtio-scsi controller for hot-plugged disks ($virt_type)"
-cat >"$work/domain.xml" <<XML
-<domain type='$virt_type'>
-  <name>$VM</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <features><acpi/><apic/></features>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices><controller type='scsi' model='virtio-scsi'/></devices>
-</domain>
-XML
+# The VM is templates/vm-domain.xml (what `virt-iscsi init --template vm-domain.xml` writes),
+# with the demo's name and the type this host can run.
+sed -e "s|<name>virt-iscsi-vm</name>|<name>$VM</name>|" -e "s|<domain type='qemu'>|<domain type='$virt_type'>|" templates/vm-domain.xml >"$work/domain.xml"
+grep -q "<name>$VM</name>" "$work/domain.xml" && grep -q "<domain type='$virt_type'>" "$work/domain.xml" || { echo "demo: templates/vm-domain.xml lacks the name or type line it fills in" >&2; exit 1; }
 run virsh define "$work/domain.xml" >/dev/null
 run virsh start "$VM" >/dev/null
 

@@ -11,6 +11,7 @@ DEBS=(
   # Ceph RBD: a one-node cluster for tests (scripts/ceph-dev.sh; no ceph-mgr: rbd works
   # without one), tgt's rbd backing store (the iSCSI gateway) and libvirt's rbd pools.
   ceph-mon ceph-osd ceph-common tgt-rbd libvirt-daemon-driver-storage-rbd
+  multipath-tools zsh
 )
 
 missing=()

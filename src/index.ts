@@ -67,7 +67,7 @@ export { parseHostUri, formatHostUri, type HostSpec } from './runner/host-uri.js
 
 /** Typed virsh over a Runner; every libvirt URI is checked (no URI may name a program to run). */
 export { Virsh, DEFAULT_LIBVIRT_URI } from './hypervisor/virsh.js';
-export { checkLibvirtUri } from './hypervisor/libvirt-uri.js';
+export { checkLibvirtUri } from './names/libvirt-uri.js';
 /** Typed iscsiadm (open-iscsi) over a Runner. */
 export { Iscsiadm } from './hypervisor/iscsiadm.js';
 /** iSCSI target software behind one interface: tgt, LIO, IET. */

@@ -19,6 +19,8 @@ const GROUPS: Array<{ names: readonly string[]; load: () => Promise<Register> }>
   { names: ['unexport'], load: async () => (await import('./commands/unexport.js')).registerUnexport },
   { names: ['status'], load: async () => (await import('./commands/status.js')).registerStatus },
   { names: ['apply', 'destroy'], load: async () => (await import('./commands/stack.js')).registerStack },
+  { names: ['init'], load: async () => (await import('./commands/init.js')).registerInit },
+  { names: ['completion'], load: async () => (await import('./commands/completion.js')).registerCompletion },
 ];
 
 /** The program with every command, or (`command`) with only that command's group when it is one of ours. */

@@ -5,7 +5,7 @@
 // run prints the document as a heredoc, secrets as ********. Reads are marked `query`, so
 // a dry run still looks at the real state.
 import { ConnectError, PrerequisiteError, ValidationError } from '../errors.js';
-import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from './libvirt-uri.js';
+import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from '../names/libvirt-uri.js';
 import type { RunOptions, RunResult, Runner } from '../runner/types.js';
 import { parseDomain, type DomainInfo } from '../xml/domain.js';
 import { buildSecret, type SecretDef, type SecretUsageType } from '../xml/secret.js';

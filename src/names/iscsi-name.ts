@@ -49,7 +49,7 @@ export function checkIscsiName(raw: string): NameCheck {
   if (authority === '') return bad('an iqn. name needs a reversed domain name after the date, e.g. iqn.2001-04.com.example');
   for (const label of authority.split('.')) {
     if (!LABEL.test(label)) {
-      return bad(`the reversed domain name "${authority}" has an invalid label "${label}" (letters, digits and inner '-' only)`);
+      return bad(`the reversed domain name ${JSON.stringify(authority)} has an invalid label ${JSON.stringify(label)} (letters, digits and inner '-' only)`);
     }
   }
   if (colon >= 0 && colon === rest.length - 1) return bad('nothing follows the ":" (leave the ":" out, or add an identifier)');

@@ -13,21 +13,21 @@ export function parseHostUri(uri: string): HostSpec {
   if (uri === 'local') return { kind: 'local' };
   const m = /^ssh:\/\/(?:([^@/]*)@)?(\[[^\]]*\]|[^:/]*)(?::([^/]*))?\/?$/.exec(uri);
   if (!m) {
-    throw new ValidationError(`host "${uri}" is not a host URI: expected "local" or "ssh://[user@]host[:port]"`, 'host');
+    throw new ValidationError(`host ${JSON.stringify(uri)} is not a host URI: expected "local" or "ssh://[user@]host[:port]"`, 'host');
   }
   const [, user, rawHost = '', rawPort] = m;
   const host = rawHost.startsWith('[') ? rawHost.slice(1, -1) : rawHost;
   if (!(HOSTNAME.test(host) || (rawHost.startsWith('[') && IPV6.test(host)))) {
-    throw new ValidationError(`host "${uri}" has an invalid host name "${host}"`, 'host');
+    throw new ValidationError(`host ${JSON.stringify(uri)} has an invalid host name ${JSON.stringify(host)}`, 'host');
   }
   if (user !== undefined && !USER.test(user)) {
-    throw new ValidationError(`host "${uri}" has an invalid user name "${user}"`, 'host');
+    throw new ValidationError(`host ${JSON.stringify(uri)} has an invalid user name ${JSON.stringify(user)}`, 'host');
   }
   let port: number | undefined;
   if (rawPort !== undefined) {
     port = Number(rawPort);
     if (!/^\d+$/.test(rawPort) || port < 1 || port > 65535) {
-      throw new ValidationError(`host "${uri}" has an invalid port "${rawPort}": expected 1-65535`, 'host');
+      throw new ValidationError(`host ${JSON.stringify(uri)} has an invalid port ${JSON.stringify(rawPort)}: expected 1-65535`, 'host');
     }
   }
   return { kind: 'ssh', host, ...(user ? { user } : {}), ...(port ? { port } : {}) };

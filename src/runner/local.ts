@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname, basename, join } from 'node:path';
+import { checkArgv } from './quote.js';
 import type { Held, HoldOptions, HoldResult, RunOptions, RunResult, Runner, WriteFileOptions } from './types.js';
 
 /** Exit codes we give when the program never ran, as a shell would. */
@@ -23,6 +24,7 @@ export class LocalRunner implements Runner {
 
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     if (!argv[0]) throw new TypeError('empty argv');
+    checkArgv(argv, options.env);
     // Node hands a child's stdin over as a socket, which a program that opens /dev/stdin
     // (virsh reading an XML document or a secret from it) cannot open ("No such device or
     // address"): cat turns it into a pipe. The secret thus never touches a file.
@@ -30,7 +32,8 @@ export class LocalRunner implements Runner {
     const { execa } = await (execaModule ??= import('execa'));
     const sub = execa(file!, args, {
       input: options.stdin ?? '',
-      env: options.env,
+      // The C locale: our parsers read the tools' untranslated output (stat's "regular file").
+      env: { LC_ALL: 'C', ...options.env },
       timeout: options.timeoutMs,
       reject: false,
       stripFinalNewline: false,

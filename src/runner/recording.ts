@@ -1,5 +1,5 @@
 import { maskSecrets } from '../errors.js';
-import { quoteArg, quoteArgv } from './quote.js';
+import { checkArgv, quoteArg, quoteArgv } from './quote.js';
 import type { RunOptions, RunResult, Runner, WriteFileOptions } from './types.js';
 
 /** One thing a dry run would have done, as copy-pastable shell. */
@@ -31,6 +31,7 @@ export class RecordingRunner implements Runner {
 
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     if (options.query && this.inner) return this.inner.run(argv, options);
+    checkArgv(argv, options.env);
     let shell = maskSecrets(quoteArgv(argv), options.secrets);
     if (options.env) {
       const env = Object.entries(options.env).map(([k, v]) => `${k}=${quoteArg(v)}`);

@@ -74,8 +74,9 @@ export class RemoteShell {
 
   static open(client: Client): Promise<RemoteShell> {
     return new Promise((resolve, reject) => {
-      // POSIX sh whatever the login shell is: the command lines are quoted for it.
-      client.exec('exec /bin/sh', (err: Error | undefined, ch: ClientChannel) => (err ? reject(err) : resolve(new RemoteShell(ch))));
+      // POSIX sh whatever the login shell is: the command lines are quoted for it. The C
+      // locale for it and every command it runs: our parsers read untranslated output.
+      client.exec('exec env LC_ALL=C /bin/sh', (err: Error | undefined, ch: ClientChannel) => (err ? reject(err) : resolve(new RemoteShell(ch))));
     });
   }
 

@@ -9,7 +9,7 @@ import { runChecked } from './check.js';
 import { formatHostUri } from './host-uri.js';
 import { defaultKnownHostsPath } from './known-hosts.js';
 import { awaitReady, EXIT_NOT_FOUND, EXIT_TIMEOUT } from './local.js';
-import { quoteArgv } from './quote.js';
+import { checkArgv, quoteArgv } from './quote.js';
 import { Slots } from './slots.js';
 import { RemoteShell } from './ssh-shell.js';
 import { planAuth } from './ssh-auth.js';
@@ -48,6 +48,7 @@ export function remoteCommandLine(
   argv: readonly string[],
   o: { env?: Record<string, string>; sudo?: boolean; timeoutMs?: number } = {},
 ): string {
+  checkArgv(argv, o.env);
   const words: string[] = o.sudo ? ['sudo', '-n', '--'] : [];
   if (o.timeoutMs !== undefined && o.timeoutMs > 0) {
     // Closing the channel does not stop the command, and sshd refuses signal requests

@@ -30,12 +30,21 @@ export function parseStat(stdout: string): { type: string; size: number } {
   return { type: m[1]!, size: Number(m[2]) };
 }
 
-/** What is at `path` on the host (symlinks followed), or undefined when nothing is. */
-export async function statPath(runner: Runner, path: string): Promise<{ type: string; size: number } | undefined> {
+/** stat's errors (LC_ALL=C) that are about the path, not the host: said in our words. */
+const STAT_PROBLEMS: Array<[RegExp, string]> = [
+  [/Too many levels of symbolic links/, 'is a loop of symbolic links'],
+  [/Permission denied/, 'cannot be reached: permission denied'],
+  [/File name too long/, 'is too long a path'],
+];
+
+/** What is at `path` on the host (symlinks followed), or undefined when nothing is; `what` names it in errors. */
+export async function statPath(runner: Runner, path: string, what = 'path'): Promise<{ type: string; size: number } | undefined> {
   const argv = ['stat', '-L', '-c', '%F|%s', '--', path];
   const r = await runner.run(argv, { query: true });
   if (r.exitCode === 0) return parseStat(r.stdout);
   if (/No such file or directory|Not a directory/.test(r.stderr)) return undefined;
+  const problem = STAT_PROBLEMS.find(([re]) => re.test(r.stderr));
+  if (problem) throw new ValidationError(`${what} ${show(path)} ${problem[1]} on ${runner.host}`, what);
   throw commandError(runner, argv, r);
 }
 
@@ -90,7 +99,7 @@ export function rawNameFor(path: string): string {
  * block device. Every failure is a one-line ValidationError naming the path.
  */
 export async function checkServableImage(runner: Runner, path: string): Promise<ImageInfo> {
-  const st = await statPath(runner, path);
+  const st = await statPath(runner, path, 'image');
   if (!st) throw new ValidationError(`image ${show(path)} does not exist on ${runner.host}`, 'image');
   let kind: ImageInfo['kind'];
   let sizeBytes = st.size;
@@ -150,10 +159,10 @@ export async function convertImage(runner: Runner, input: string, output: string
   }
   const format = options.format ?? 'raw';
   if (!/^[a-z0-9]+$/.test(format)) throw new ValidationError(`format ${show(format)} is not a qemu-img format name (e.g. raw)`, 'format');
-  const st = await statPath(runner, input);
+  const st = await statPath(runner, input, 'image');
   if (!st) throw new ValidationError(`image ${show(input)} does not exist on ${runner.host}`, 'input');
   if (st.type === 'directory') throw new ValidationError(`image ${show(input)} is a directory`, 'input');
-  if (await statPath(runner, output)) throw new ValidationError(`output ${show(output)} already exists on ${runner.host}; refusing to overwrite it`, 'output');
+  if (await statPath(runner, output, 'output')) throw new ValidationError(`output ${show(output)} already exists on ${runner.host}; refusing to overwrite it`, 'output');
   // The input format is read once and passed with -f, so a raw image holding a qcow2
   // header is never reinterpreted (qemu-img's probing warning).
   const inputFormat = await imageFormat(runner, input);

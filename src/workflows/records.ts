@@ -12,7 +12,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, posix } from 'node:path';
 import { ValidationError } from '../errors.js';
 import type { Attachment } from '../hypervisor/disk-steps.js';
-import { checkLibvirtUri } from '../hypervisor/libvirt-uri.js';
+import { checkLibvirtUri } from '../names/libvirt-uri.js';
 import { parseIscsiName, toIqnIdentifier } from '../names/iscsi-name.js';
 import { formatPortal, parsePortal } from '../names/portal.js';
 import { checkAbsolutePath, checkDomainName } from '../names/values.js';

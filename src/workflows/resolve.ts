@@ -8,7 +8,7 @@ import { resolve as resolvePath, posix } from 'node:path';
 import { PrerequisiteError, ValidationError } from '../errors.js';
 import { hostName } from '../hypervisor/host.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
-import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from '../hypervisor/libvirt-uri.js';
+import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from '../names/libvirt-uri.js';
 import { Virsh } from '../hypervisor/virsh.js';
 import { sameIqn } from '../names/iscsi-name.js';
 import { formatPortal, parsePortal, type Portal } from '../names/portal.js';

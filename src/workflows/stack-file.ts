@@ -1,7 +1,9 @@
 // Stack files (`virt-iscsi apply -f STACK.yaml`): a name, defaults, the exports to have
-// and the pools to have, read with the strict YAML subset (or JSON) and checked into
-// typed specs. Every error is one line naming the file, the entry and the bad value;
-// unknown keys are refused, so a misspelt key never silently means "the default".
+// and the pools to have, in YAML 1.2 (or JSON, which is YAML) and checked into typed
+// specs. Every error is one line, `FILE:LINE:COL: ENTRY: why`, naming the bad value;
+// unknown keys are refused (with the nearest known one), so a misspelt key never
+// silently means "the default". The keys, their kinds and the JSON Schema editors use
+// (schema/stack.schema.json) come from one table, stack-keys.ts.
 //
 //   stack: lab                       # required; the records of what apply makes carry it
 //   defaults:                        # optional; any export key but image and name
@@ -13,35 +15,66 @@
 //       name: web1-data              # default: the image name without extension
 //   pools:                           # libvirt pools over existing targets
 //     - name: nas-vol1
-//       hypervisor: local
 //       type: iscsi-direct
 //       portal: 192.0.2.10
 //       target: iqn.2004-04.com.example:nas.vol1
 //       initiator: iqn.2024-01.com.example:kvm1
 //       chap-user: kvm1
 //       chap-secret-file: nas-vol1.secret   # on this machine; relative: to the stack file
-//       autostart: true
 import { dirname, isAbsolute, posix, resolve as resolvePath } from 'node:path';
 import { ValidationError } from '../errors.js';
 import { DEFAULT_LIBVIRT_URI } from '../hypervisor/virsh.js';
-import { parseIscsiName } from '../names/iscsi-name.js';
-import { formatPortal, parsePortal } from '../names/portal.js';
-import { parseHostUri } from '../runner/host-uri.js';
-import { BACKEND_NAMES, type BackendName } from '../storage/backends.js';
-import { parseYamlSubset, type YamlValue } from '../util/yaml-subset.js';
-import { POOL_TYPE_NAMES, type PoolType } from '../xml/pool.js';
-import { checkExportName, defaultExportName, EXPORT_NAME, looksLikeIso } from './names.js';
-import { EXPORT_MODES, type ExportMode } from './records.js';
+import type { BackendName } from '../storage/backends.js';
+import { readBoundedFile, readSecretFile } from '../util/local-file.js';
+import { at, readYamlTree, type Pos, type TreeEntry, type TreeNode } from '../util/yaml-tree.js';
+import type { PoolType } from '../xml/pool.js';
+import { defaultExportName, EXPORT_NAME, looksLikeIso } from './names.js';
+import type { ExportMode } from './records.js';
+import {
+  EXCLUSIVE_KEYS,
+  EXPORT_KEYS,
+  isRbdImage,
+  KeyError,
+  MAX_STACK_ENTRIES,
+  nearestKey,
+  PAIRED_POOL_KEYS,
+  POOL_KEYS,
+  TOP_KEYS,
+  type ExportKey,
+  type KeyDef,
+  type PoolKey,
+  type StackMode,
+} from './stack-keys.js';
+
+export { STACK_MODES, type StackMode } from './stack-keys.js';
+
+/** Stack files larger than this are refused before they are read. */
+export const MAX_STACK_FILE_BYTES = 4 * 1024 * 1024;
+/** Collections inside collections; a stack file needs 4. */
+export const MAX_STACK_DEPTH = 32;
 
 /** What one declared export asks for; undefined: export's own default (or the earlier run's choice). */
 export interface StackExportSettings {
+  /** A path on the storage host, or rbd:POOL/IMAGE (not a path: never resolved). */
   image: string;
   vm: string;
   name: string;
   storage: string;
+  /** The first of `hypervisors`, for code that knows one. */
   hypervisor: string;
+  /** Every hypervisor the VM may run on: `hypervisors`, or `[hypervisor]`; at least one. */
+  hypervisors: string[];
   connect: string;
+  /** HOST:PORT (normalised) when `portal` is given. */
   portal?: string;
+  /** HOST:PORT of each path when `portals` is given (multipath). */
+  portals?: string[];
+  minPaths?: number;
+  /**
+   * One of STACK_MODES. Typed as export's ExportMode so that export takes the settings as
+   * they are; multipath and rbd reach export as values it refuses ("mode ... is not one
+   * of") until records.ts's EXPORT_MODES lists them, and then the two types are one.
+   */
   mode?: ExportMode;
   cdrom: boolean;
   readonly: boolean;
@@ -51,6 +84,12 @@ export interface StackExportSettings {
   controlPort?: number;
   confDir?: string;
   hostRecordDir?: string;
+  /** open-iscsi session recovery, seconds. */
+  replacementTimeout?: number;
+  noopOutInterval?: number;
+  noopOutTimeout?: number;
+  cephConf?: string;
+  cephId?: string;
 }
 
 export interface StackExport {
@@ -65,7 +104,7 @@ export interface StackPool {
   hypervisor: string;
   connect: string;
   type: PoolType;
-  /** HOST[:PORT] as given (checked). */
+  /** HOST:PORT (normalised). */
   portal: string;
   target: string;
   initiator?: string;
@@ -83,200 +122,175 @@ export interface StackSpec {
   pools: StackPool[];
 }
 
-type Kind = 'string' | 'boolean' | 'uri' | 'mode' | 'backend' | 'port' | 'portal' | 'path';
-
-/** Export keys as written in the file (the CLI's flag names), with what each holds. */
-const EXPORT_KEYS: Record<string, Kind> = {
-  image: 'path',
-  name: 'string',
-  vm: 'string',
-  storage: 'uri',
-  hypervisor: 'uri',
-  connect: 'string',
-  portal: 'portal',
-  mode: 'mode',
-  cdrom: 'boolean',
-  readonly: 'boolean',
-  chap: 'boolean',
-  persist: 'boolean',
-  backend: 'backend',
-  'control-port': 'port',
-  'conf-dir': 'path',
-  'host-records': 'path',
-};
-const PER_EXPORT_ONLY = ['image', 'name'];
-
-const POOL_KEYS: Record<string, Kind> = {
-  name: 'string',
-  hypervisor: 'uri',
-  connect: 'string',
-  type: 'string',
-  portal: 'portal',
-  target: 'string',
-  initiator: 'string',
-  'chap-user': 'string',
-  'chap-secret-file': 'path',
-  autostart: 'boolean',
-};
-
-const TOP_KEYS = ['stack', 'defaults', 'exports', 'pools'];
-
 const show = JSON.stringify;
-type Entries = { [key: string]: YamlValue };
+
+/** A key's checked value with where it was written (defaults' values keep their own place). */
+interface Given {
+  value: unknown;
+  pos: Pos;
+}
+type Values = Map<string, Given>;
 
 class Checker {
   constructor(readonly file: string) {}
 
-  fail(where: string, why: string): never {
-    throw new ValidationError(`${this.file}: ${where ? `${where}: ` : ''}${why}`, 'stack');
+  fail(pos: Pos | undefined, where: string, why: string): never {
+    throw new ValidationError(at(this.file, pos, `${where ? `${where}: ` : ''}${why}`), 'stack');
   }
 
-  /** Runs a check that throws our own one-line errors, prefixed with file and entry. */
-  wrap<T>(where: string, fn: () => T): T {
-    try {
-      return fn();
-    } catch (e) {
-      if (e instanceof ValidationError) this.fail(where, e.message);
-      throw e;
+  mapping(where: string, node: TreeNode, what = 'a mapping of key: value lines'): TreeEntry[] {
+    if (node.t !== 'map') this.fail(node.pos, where, `expected ${what}, got ${node.t === 'seq' ? 'a list' : show(node.v)}`);
+    return node.entries;
+  }
+
+  list(where: string, node: TreeNode | undefined): TreeNode[] {
+    if (node === undefined || (node.t === 'scalar' && node.v === null)) return [];
+    if (node.t !== 'seq') this.fail(node.pos, where, `expected a list ("- " items), got ${node.t === 'map' ? 'a mapping' : show(node.v)}`);
+    return node.items;
+  }
+
+  unknown(where: string, e: TreeEntry, known: readonly string[], extra = ''): never {
+    const near = nearestKey(e.key, known);
+    const hint = e.key === '<<' ? '; YAML merge keys are not read: put shared settings in defaults' : near ? `; did you mean ${near}?` : `; expected one of ${known.join(', ')}`;
+    return this.fail(e.keyPos, where, `key ${show(e.key)} is not known${extra}${hint}`);
+  }
+
+  /** Checks every entry of a mapping against a key table; `allowed` narrows it (defaults). */
+  values(where: string, entries: readonly TreeEntry[], keys: Record<string, KeyDef>, allowed = Object.keys(keys)): Values {
+    const out: Values = new Map();
+    for (const e of entries) {
+      if (!allowed.includes(e.key)) {
+        this.unknown(where, e, allowed, Object.hasOwn(keys, e.key) ? ' here' : '');
+      }
+      if (e.value.t === 'scalar' && e.value.v === null) this.fail(e.value.pos, where, `${e.key} has no value; give one, or leave the key out`);
+      try {
+        out.set(e.key, { value: keys[e.key]!.kind.read(e.value, e.key), pos: e.value.pos });
+      } catch (err) {
+        if (err instanceof KeyError) this.fail(err.pos, where, err.message);
+        throw err;
+      }
     }
-  }
-
-  map(where: string, v: YamlValue | undefined, allowed?: readonly string[]): Entries {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(where, `expected a mapping of key: value lines, got ${show(v)}`);
-    if (allowed) this.known(where, v, allowed);
-    return v;
-  }
-
-  known(where: string, m: Entries, allowed: readonly string[]): void {
-    for (const key of Object.keys(m)) {
-      if (!allowed.includes(key)) this.fail(where, `key ${show(key)} is not known; expected one of ${allowed.join(', ')}`);
-    }
-  }
-
-  list(where: string, v: YamlValue | undefined): YamlValue[] {
-    if (v === undefined || v === null) return [];
-    if (!Array.isArray(v)) this.fail(where, `expected a list ("- " items), got ${show(v)}`);
-    return v;
-  }
-
-  /** A value of one kind; paths relative to the stack file's directory. */
-  value(where: string, key: string, kind: Kind, v: YamlValue): string | number | boolean {
-    const at = `${key} ${show(v)}`;
-    switch (kind) {
-      case 'boolean':
-        if (typeof v !== 'boolean') this.fail(where, `${at} is not true or false`);
-        return v;
-      case 'port':
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) this.fail(where, `${at} is not a port number (1-65535)`);
-        return v;
-      default:
-        break;
-    }
-    if (typeof v !== 'string' || v.trim() === '') this.fail(where, `${at} is not a non-empty string`);
-    switch (kind) {
-      case 'uri':
-        this.wrap(where, () => parseHostUri(v));
-        return v;
-      case 'mode':
-        if (!(EXPORT_MODES as readonly string[]).includes(v)) this.fail(where, `${at} is not one of ${EXPORT_MODES.join(', ')}`);
-        return v;
-      case 'backend':
-        if (!(BACKEND_NAMES as readonly string[]).includes(v)) this.fail(where, `${at} is not one of ${BACKEND_NAMES.join(', ')}`);
-        return v;
-      case 'portal':
-        return formatPortal(this.wrap(where, () => parsePortal(v)));
-      case 'path':
-        return v;
-      default:
-        return v;
-    }
-  }
-
-  values(where: string, m: Entries, keys: Record<string, Kind>): Record<string, string | number | boolean> {
-    const out: Record<string, string | number | boolean> = {};
-    for (const [key, v] of Object.entries(m)) {
-      if (v === null) continue; // "key:" with nothing: as if not given
-      out[key] = this.value(where, key, keys[key]!, v);
+    for (const [a, b] of EXCLUSIVE_KEYS) {
+      if (out.has(a) && out.has(b)) this.fail(out.get(b)!.pos, where, `${a} and ${b} exclude each other; give one`);
     }
     return out;
   }
 }
 
-const str = (v: string | number | boolean | undefined): string | undefined => (v === undefined ? undefined : String(v));
-const bool = (v: string | number | boolean | undefined): boolean | undefined => (v === undefined ? undefined : v === true);
+/** An export's own values over the defaults'; an export's `portal` also drops the defaults' `portals` (and so on). */
+function merged(defaults: Values, own: Values): Values {
+  const out = new Map(defaults);
+  for (const [a, b] of EXCLUSIVE_KEYS) {
+    if (own.has(a) || own.has(b)) {
+      out.delete(a);
+      out.delete(b);
+    }
+  }
+  for (const [k, v] of own) out.set(k, v);
+  return out;
+}
 
-function exportEntry(c: Checker, dir: string, index: number, raw: YamlValue, defaults: Record<string, string | number | boolean>): StackExport {
+const get = <T>(v: Values, k: ExportKey | PoolKey): T | undefined => v.get(k)?.value as T | undefined;
+
+function exportEntry(c: Checker, dir: string, index: number, node: TreeNode, defaults: Values): StackExport {
   const at = `exports[${index + 1}]`;
-  const m = c.map(at, raw);
-  const named = typeof m.name === 'string' ? m.name : typeof m.image === 'string' ? defaultExportName(m.image) : undefined;
-  const entry = named ? `${at} (${named})` : at;
-  c.known(entry, m, Object.keys(EXPORT_KEYS));
-  const v = { ...defaults, ...c.values(entry, m, EXPORT_KEYS) };
-  if (v.image === undefined) c.fail(entry, 'has no image: give the image file (or block device) on the storage host');
-  if (v.vm === undefined) c.fail(entry, 'has no vm: give the domain here or in defaults');
-  const storage = str(v.storage) ?? 'local';
-  let image = String(v.image);
-  if (!posix.isAbsolute(image)) {
-    if (storage !== 'local') c.fail(entry, `image ${show(image)} is a relative path; give its absolute path on ${storage}`);
+  const entries = c.mapping(at, node);
+  // The entry's name for messages, before its values are checked.
+  const raw = (k: string): unknown => {
+    const n = entries.find((e) => e.key === k)?.value;
+    return n?.t === 'scalar' ? n.v : undefined;
+  };
+  const rawName = raw('name');
+  const rawImage = raw('image');
+  const named = typeof rawName === 'string' ? rawName : typeof rawImage === 'string' ? defaultExportName(rawImage) : undefined;
+  const where = named ? `${at} (${named})` : at;
+  const own = c.values(where, entries, EXPORT_KEYS);
+  const v = merged(defaults, own);
+  const pos = (k: ExportKey): Pos => v.get(k)?.pos ?? node.pos;
+  const image0 = get<string>(v, 'image');
+  if (image0 === undefined) c.fail(node.pos, where, 'has no image: give the image file (or block device, or rbd:POOL/IMAGE) on the storage host');
+  const vm = get<string>(v, 'vm');
+  if (vm === undefined) c.fail(node.pos, where, 'has no vm: give the domain here or in defaults');
+  const storage = get<string>(v, 'storage') ?? 'local';
+  const hypervisors = get<string[]>(v, 'hypervisors') ?? [get<string>(v, 'hypervisor') ?? 'local'];
+  const rbd = isRbdImage(image0);
+  let image = image0;
+  if (!rbd && !posix.isAbsolute(image)) {
+    if (storage !== 'local') c.fail(pos('image'), where, `image ${show(image)} is a relative path; give its absolute path on ${storage}`);
     image = resolvePath(dir, image);
   }
-  const name = c.wrap(entry, () => checkExportName(str(v.name) ?? defaultExportName(image)));
-  const cdrom = bool(v.cdrom) ?? looksLikeIso(image);
-  if (cdrom && v.readonly === false) c.fail(entry, 'readonly false with a CD-ROM: a CD-ROM is always read-only');
-  const local = (p: string | number | boolean | undefined): string | undefined => {
-    if (p === undefined) return undefined;
-    const s = String(p);
-    if (isAbsolute(s)) return s;
-    if (storage !== 'local') c.fail(entry, `${show(s)} is a relative path; give an absolute path on ${storage}`);
-    return resolvePath(dir, s);
+  const name = get<string>(v, 'name') ?? defaultExportName(image);
+  if (!EXPORT_NAME.test(name)) {
+    c.fail(pos('image'), where, `export name ${show(name)} (from the image's file name) is not allowed: expected 1 to 48 of a-z, 0-9, '.' and '-', starting with a letter or digit; give name`);
+  }
+  const cdrom = get<boolean>(v, 'cdrom') ?? looksLikeIso(image);
+  if (cdrom && get<boolean>(v, 'readonly') === false) c.fail(pos('readonly'), where, 'readonly false with a CD-ROM: a CD-ROM is always read-only');
+  const mode = get<StackMode>(v, 'mode');
+  if (mode === 'rbd' && !rbd) c.fail(pos('mode'), where, `mode rbd needs an image rbd:POOL/IMAGE, not ${show(image0)}`);
+  for (const k of ['ceph-conf', 'ceph-id'] as const) {
+    if (own.has(k) && !rbd) c.fail(pos(k), where, `${k} is for an image rbd:POOL/IMAGE, not ${show(image0)}`);
+  }
+  const portals = get<string[]>(v, 'portals');
+  const minPaths = get<number>(v, 'min-paths');
+  if (minPaths !== undefined && minPaths > (portals?.length ?? 1)) {
+    c.fail(pos('min-paths'), where, `min-paths ${minPaths} is more than the ${portals?.length ?? 1} portal${(portals?.length ?? 1) === 1 ? '' : 's'} given; list them in portals`);
+  }
+  /** A path on the hosts: relative ones are the stack file's, when every host is this one. */
+  const hostPath = (k: ExportKey, hosts: string): string | undefined => {
+    const p = get<string>(v, k);
+    if (p === undefined || isAbsolute(p)) return p;
+    if (hosts !== 'local') c.fail(pos(k), where, `${k} ${show(p)} is a relative path; give an absolute path on ${hosts}`);
+    return resolvePath(dir, p);
   };
   const settings: StackExportSettings = {
     image,
-    vm: String(v.vm),
+    vm,
     name,
     storage,
-    hypervisor: str(v.hypervisor) ?? 'local',
-    connect: str(v.connect) ?? DEFAULT_LIBVIRT_URI,
+    hypervisor: hypervisors[0]!,
+    hypervisors,
+    connect: get<string>(v, 'connect') ?? DEFAULT_LIBVIRT_URI,
     cdrom,
-    readonly: cdrom || (bool(v.readonly) ?? false),
-    chap: bool(v.chap) ?? false,
-    persist: bool(v.persist) ?? true,
+    readonly: cdrom || (get<boolean>(v, 'readonly') ?? false),
+    chap: get<boolean>(v, 'chap') ?? false,
+    persist: get<boolean>(v, 'persist') ?? true,
   };
-  if (v.portal !== undefined) settings.portal = String(v.portal);
-  if (v.mode !== undefined) settings.mode = v.mode as ExportMode;
-  if (v.backend !== undefined) settings.backend = v.backend as BackendName;
-  if (v['control-port'] !== undefined) settings.controlPort = Number(v['control-port']);
-  if (v['conf-dir'] !== undefined) settings.confDir = local(v['conf-dir']);
-  if (v['host-records'] !== undefined) settings.hostRecordDir = local(v['host-records']);
+  // Keys that go to a field as they are (paths made absolute first): from the table.
+  const remote = [storage, ...hypervisors].find((h) => h !== 'local') ?? 'local';
+  for (const [k, d] of Object.entries(EXPORT_KEYS) as Array<[ExportKey, KeyDef]>) {
+    if (!d.field || !v.has(k)) continue;
+    const value = d.hostPath ? hostPath(k, d.hostPath === 'storage' ? storage : remote) : v.get(k)!.value;
+    (settings as unknown as Record<string, unknown>)[d.field] = value;
+  }
   return { entry: `${at} (${name})`, settings };
 }
 
-function poolEntry(c: Checker, dir: string, index: number, raw: YamlValue): StackPool {
+function poolEntry(c: Checker, dir: string, index: number, node: TreeNode): StackPool {
   const at = `pools[${index + 1}]`;
-  const m = c.map(at, raw);
-  const entry = typeof m.name === 'string' ? `${at} (${m.name})` : at;
-  c.known(entry, m, Object.keys(POOL_KEYS));
-  const v = c.values(entry, m, POOL_KEYS);
-  for (const key of ['name', 'portal', 'target']) if (v[key] === undefined) c.fail(entry, `has no ${key}`);
-  const type = str(v.type) ?? 'iscsi';
-  if (!(POOL_TYPE_NAMES as readonly string[]).includes(type)) c.fail(entry, `type ${show(type)} is not one of ${POOL_TYPE_NAMES.join(', ')}`);
-  const name = String(v.name);
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$/.test(name)) c.fail(entry, `name ${show(name)} is not a pool name: expected 1 to 64 of A-Z, a-z, 0-9, '_', '.', '+' and '-'`);
+  const entries = c.mapping(at, node);
+  const rawName = entries.find((e) => e.key === 'name' && e.value.t === 'scalar')?.value;
+  const where = rawName?.t === 'scalar' && typeof rawName.v === 'string' ? `${at} (${rawName.v})` : at;
+  const v = c.values(where, entries, POOL_KEYS);
+  for (const [k, d] of Object.entries(POOL_KEYS)) if (d.required && !v.has(k)) c.fail(node.pos, where, `has no ${k}`);
+  for (const [a, b] of PAIRED_POOL_KEYS) {
+    if (v.has(a) !== v.has(b)) c.fail(v.get(a)?.pos ?? v.get(b)?.pos, where, `${a} and ${b} go together: give both, or neither`);
+  }
+  const type = get<PoolType>(v, 'type') ?? 'iscsi';
   const pool: StackPool = {
-    entry,
-    name,
-    hypervisor: str(v.hypervisor) ?? 'local',
-    connect: str(v.connect) ?? DEFAULT_LIBVIRT_URI,
-    type: type as PoolType,
-    portal: String(v.portal),
-    target: c.wrap(entry, () => parseIscsiName(String(v.target), 'target')),
-    autostart: bool(v.autostart) ?? true,
+    entry: where,
+    name: get<string>(v, 'name')!,
+    hypervisor: get<string>(v, 'hypervisor') ?? 'local',
+    connect: get<string>(v, 'connect') ?? DEFAULT_LIBVIRT_URI,
+    type,
+    portal: get<string>(v, 'portal')!,
+    target: get<string>(v, 'target')!,
+    autostart: get<boolean>(v, 'autostart') ?? true,
   };
-  if (v.initiator !== undefined) pool.initiator = c.wrap(entry, () => parseIscsiName(String(v.initiator), 'initiator'));
-  if (type === 'iscsi-direct' && pool.initiator === undefined) c.fail(entry, 'type iscsi-direct needs an initiator: libvirt logs in with an initiator name of its own');
-  const user = str(v['chap-user']);
-  const secretFile = str(v['chap-secret-file']);
-  if ((user === undefined) !== (secretFile === undefined)) c.fail(entry, 'chap-user and chap-secret-file go together: give both, or neither');
+  const initiator = get<string>(v, 'initiator');
+  if (initiator !== undefined) pool.initiator = initiator;
+  if (type === 'iscsi-direct' && initiator === undefined) c.fail(v.get('type')!.pos, where, 'type iscsi-direct needs an initiator: libvirt logs in with an initiator name of its own');
+  const user = get<string>(v, 'chap-user');
+  const secretFile = get<string>(v, 'chap-secret-file');
   if (user !== undefined && secretFile !== undefined) pool.chap = { user, secretFile: resolvePath(dir, secretFile) };
   return pool;
 }
@@ -284,33 +298,70 @@ function poolEntry(c: Checker, dir: string, index: number, raw: YamlValue): Stac
 /** Reads and checks a stack document; `file` names it in errors and anchors relative paths. */
 export function parseStack(text: string, file: string): StackSpec {
   const c: Checker = new Checker(file);
-  const top = c.map('', parseYamlSubset(text, file), TOP_KEYS);
-  const name = top.stack;
-  if (typeof name !== 'string' || !EXPORT_NAME.test(name)) {
-    c.fail('', `stack ${show(name ?? null)} is not a stack name: expected 1 to 48 of a-z, 0-9, '.' and '-', starting with a letter or digit`);
+  const root = readYamlTree(text, file, { maxDepth: MAX_STACK_DEPTH });
+  const top = new Map<string, TreeEntry>();
+  for (const e of c.mapping('', root, 'a mapping with stack, defaults, exports and pools')) {
+    if (!(TOP_KEYS as readonly string[]).includes(e.key)) c.unknown('', e, TOP_KEYS);
+    top.set(e.key, e);
   }
-  const defaultKeys = Object.keys(EXPORT_KEYS).filter((k) => !PER_EXPORT_ONLY.includes(k));
-  const defaults = top.defaults === undefined || top.defaults === null ? {} : c.values('defaults', c.map('defaults', top.defaults, defaultKeys), EXPORT_KEYS);
+  const nameNode = top.get('stack')?.value;
+  const name = nameNode?.t === 'scalar' && typeof nameNode.v === 'string' && EXPORT_NAME.test(nameNode.v) ? nameNode.v : undefined;
+  if (name === undefined) {
+    const shown = nameNode === undefined ? 'null' : nameNode.t === 'scalar' ? show(nameNode.v) : `(a ${nameNode.t === 'seq' ? 'list' : 'mapping'})`;
+    c.fail(nameNode?.pos ?? root.pos, '', `stack ${shown} is not a stack name: expected 1 to 48 of a-z, 0-9, '.' and '-', starting with a letter or digit`);
+  }
+  const defaultsNode = top.get('defaults')?.value;
+  const defaultKeys = Object.keys(EXPORT_KEYS).filter((k) => !EXPORT_KEYS[k as ExportKey].perExport);
+  const defaults: Values = defaultsNode === undefined || (defaultsNode.t === 'scalar' && defaultsNode.v === null) ? new Map() : c.values('defaults', c.mapping('defaults', defaultsNode), EXPORT_KEYS, defaultKeys);
+  const exportNodes = c.list('exports', top.get('exports')?.value);
+  const poolNodes = c.list('pools', top.get('pools')?.value);
+  if (exportNodes.length + poolNodes.length > MAX_STACK_ENTRIES) {
+    c.fail(top.get(exportNodes.length ? 'exports' : 'pools')!.keyPos, '', `${exportNodes.length} exports and ${poolNodes.length} pools: a stack file declares at most ${MAX_STACK_ENTRIES}; split it`);
+  }
   const dir = dirname(resolvePath(file));
-  const exports = c.list('exports', top.exports).map((raw, i) => exportEntry(c, dir, i, raw, defaults));
-  const pools = c.list('pools', top.pools).map((raw, i) => poolEntry(c, dir, i, raw));
+  const exports = exportNodes.map((n, i) => exportEntry(c, dir, i, n, defaults));
+  const pools = poolNodes.map((n, i) => poolEntry(c, dir, i, n));
 
-  const seen = new Map<string, string>();
-  for (const x of exports) {
+  // Duplicates, in one pass each: a map from what must be unique to the first entry that has it.
+  const names = new Map<string, string>();
+  const images = new Map<string, string>();
+  exports.forEach((x, i) => {
     const s = x.settings;
-    const before = seen.get(s.name);
-    if (before) c.fail(x.entry, `export name ${show(s.name)} is declared twice (also ${before})`);
-    seen.set(s.name, x.entry);
-    const sameImage = exports.find((y) => y !== x && y.settings.image === s.image && y.settings.storage === s.storage);
-    if (sameImage && exports.indexOf(sameImage) < exports.indexOf(x)) c.fail(x.entry, `image ${show(s.image)} on ${s.storage} is already exported by ${sameImage.entry}`);
-  }
+    const p = exportNodes[i]!.pos;
+    const before = names.get(s.name);
+    if (before) c.fail(p, x.entry, `export name ${show(s.name)} is declared twice (also ${before})`);
+    names.set(s.name, x.entry);
+    const imageKey = `${isRbdImage(s.image) ? '' : s.storage}\0${s.image}`;
+    const also = images.get(imageKey);
+    if (also) c.fail(p, x.entry, `image ${show(s.image)}${isRbdImage(s.image) ? '' : ` on ${s.storage}`} is already exported by ${also}`);
+    images.set(imageKey, x.entry);
+  });
   const pooled = new Map<string, string>();
-  for (const p of pools) {
-    const key = `${p.hypervisor} ${p.connect} ${p.name}`;
+  pools.forEach((p, i) => {
+    const key = `${p.hypervisor}\0${p.connect}\0${p.name}`;
     const before = pooled.get(key);
-    if (before) c.fail(p.entry, `pool ${show(p.name)} on ${p.hypervisor} is declared twice (also ${before})`);
+    if (before) c.fail(poolNodes[i]!.pos, p.entry, `pool ${show(p.name)} on ${p.hypervisor} is declared twice (also ${before})`);
     pooled.set(key, p.entry);
+  });
+  const storage = get<string>(defaults, 'storage') ?? 'local';
+  const records = get<string>(defaults, 'host-records');
+  if (records !== undefined && !isAbsolute(records) && storage !== 'local') c.fail(defaults.get('host-records')!.pos, 'defaults', `host-records ${show(records)} is a relative path; give an absolute path on ${storage}`);
+  const hostRecordDir = records === undefined ? undefined : resolvePath(dir, records);
+  return { file, name, defaults: { storage, ...(hostRecordDir ? { hostRecordDir } : {}) }, exports, pools };
+}
+
+/** Reads a stack file from this machine (a regular file of at most 4 MiB) and checks it. */
+export async function readStackFile(file: string): Promise<StackSpec> {
+  return parseStack(await readBoundedFile(file, MAX_STACK_FILE_BYTES, 'stack file'), file);
+}
+
+/** A pool's CHAP secret, read from its chap-secret-file as every secret file is read (regular, at most 4 KiB). */
+export async function readPoolSecret(spec: StackSpec, pool: StackPool): Promise<string | undefined> {
+  if (!pool.chap) return undefined;
+  try {
+    return await readSecretFile('chap-secret-file', pool.chap.secretFile);
+  } catch (e) {
+    if (e instanceof ValidationError) throw new ValidationError(`${spec.file}: ${pool.entry}: ${e.message}`, 'stack');
+    throw e;
   }
-  const hostRecordDir = defaults['host-records'] === undefined ? undefined : resolvePath(dir, String(defaults['host-records']));
-  return { file, name, defaults: { storage: str(defaults.storage) ?? 'local', ...(hostRecordDir ? { hostRecordDir } : {}) }, exports, pools };
 }

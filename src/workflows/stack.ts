@@ -19,7 +19,7 @@ import { runPlan, type PlanEvent, type Step } from '../plan/plan.js';
 import type { Runner } from '../runner/types.js';
 import { exportImage } from './export.js';
 import { DEFAULT_HOST_RECORD_DIR, listRecords, localStateDir, readRecord, type ExportRecord } from './records.js';
-import type { StackExport, StackExportSettings, StackPool, StackSpec } from './stack-file.js';
+import { readPoolSecret, type StackExport, type StackExportSettings, type StackPool, type StackSpec } from './stack-file.js';
 import type { WorkflowHooks } from './types.js';
 import { unexportImage } from './unexport.js';
 
@@ -150,7 +150,7 @@ async function differences(c: Context, r: ExportRecord, s: StackExportSettings):
   cmp('image', r.image, s.image);
   cmp('vm', r.vm, s.vm);
   cmp('storage', r.storage, s.storage);
-  cmp('hypervisors', r.hypervisors.map((h) => h.uri).join(','), [s.hypervisor].join(','));
+  cmp('hypervisors', r.hypervisors.map((h) => h.uri).join(','), s.hypervisors.join(','));
   cmp('connect', r.hypervisors[0]!.connect, s.connect);
   cmp('cdrom', r.cdrom, s.cdrom);
   cmp('readonly', r.readonly, s.readonly);
@@ -273,10 +273,8 @@ async function poolSpec(c: Context, p: StackPool): Promise<PoolSpec> {
   const spec: PoolSpec = { name: p.name, type: p.type, portal: parsePortal(p.portal), target: p.target, autostart: p.autostart };
   if (p.initiator) spec.initiator = p.initiator;
   if (p.chap) {
-    const text = await c.local.readFile(p.chap.secretFile);
-    const secret = text?.replace(/\r?\n$/, '');
-    if (!secret) throw new ValidationError(`${c.spec.file}: ${p.entry}: chap-secret-file ${show(p.chap.secretFile)} ${text === undefined ? 'does not exist' : 'is empty'}`, 'stack');
-    spec.chap = { user: p.chap.user, secret };
+    const secret = await readPoolSecret(c.spec, p);
+    if (secret !== undefined) spec.chap = { user: p.chap.user, secret };
   }
   return spec;
 }

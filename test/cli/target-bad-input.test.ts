@@ -84,6 +84,8 @@ test('bad names and numbers: IQN, LUN 0, a LUN twice, a tid in use, an --allow t
     [[iqn, '--lun', `1=${img}`, '--allow', 'storage-host'], /^virt-iscsi: allowed initiator "storage-host" is neither ALL, an IP address, a CIDR \(ADDR\/BITS\) nor an iSCSI name/],
     [[iqn, '--lun', `1=${img}`, '--allow', '10.1.2.3/40'], /allowed initiator "10\.1\.2\.3\/40" is neither/],
     [[iqn, '--lun', 'disk.img'], /^virt-iscsi: --lun "disk\.img" is not N=PATH/],
+    [[iqn, '--lun', `99999999999=${img}`], /^virt-iscsi: --lun "99999999999=.*ok\.img": LUN 99999999999 is out of range: expected 1 to 16383$/],
+    [[iqn, '--lun', `16384=${img}`], /^virt-iscsi: --lun "16384=.*": LUN 16384 is out of range: expected 1 to 16383$/],
     [[iqn], /^virt-iscsi: give at least one --lun N=PATH/],
   ];
   await allRefused(cases.map(([args, message]) => [[...args, '--allow', '127.0.0.1', ...common], message]));
@@ -104,6 +106,10 @@ test('CHAP: a secret shorter than 12 or longer than 16 characters unless forced,
     [[...base, '--chap-secret-file', short], /^virt-iscsi: CHAP secret for user "chapuser" has 11 characters; most initiators need 12 to 16 \(force to accept it\)$/],
     [[...base, '--chap-secret-file', long], /has 17 characters/],
     [[...base, '--chap-secret-file', join(dir, 'nope.secret')], /^virt-iscsi: --chap-secret-file ".*nope\.secret" cannot be read: ENOENT$/],
+    // "Invalid string length" before: every secret file is read as a regular file of at most 4 KiB.
+    [[...base, '--chap-secret-file', '/dev/zero'], /^virt-iscsi: --chap-secret-file "\/dev\/zero" is a character device, not a regular file$/],
+    [[...base, '--chap-secret-file', file('huge.secret', 'x'.repeat(1 << 20))], /^virt-iscsi: --chap-secret-file ".*huge\.secret" is 1048576 bytes; the limit is 4 KiB$/],
+    [[...base, '--chap-secret-file', dir], /^virt-iscsi: --chap-secret-file ".*" is a directory, not a regular file$/],
     [base, /^virt-iscsi: CHAP user "chapuser" needs a secret: give --chap-secret-file FILE, or --generate-secret$/],
   ]);
   // Forced, the short secret is accepted (and the secret is never printed).

@@ -18,8 +18,27 @@ test('IPv6: in brackets with or without a port, or bare without a port', () => {
   assert.deepEqual(parsePortal('[2001:db8::10]:13260'), { host: '2001:db8::10', port: 13260 });
   assert.deepEqual(parsePortal('[::1]'), { host: '::1', port: 3260 });
   assert.deepEqual(parsePortal('2001:db8::10'), { host: '2001:db8::10', port: 3260 });
-  // a bare IPv6 address is all address: the last group is not a port
-  assert.deepEqual(parsePortal('fe80::1:3260'), { host: 'fe80::1:3260', port: 3260 });
+  // A bare IPv6 address without a port stays an address, even one ending in a short or hex group.
+  assert.deepEqual(parsePortal('fe80::1'), { host: 'fe80::1', port: 3260 });
+  assert.deepEqual(parsePortal('2001:db8::5:1'), { host: '2001:db8::5:1', port: 3260 });
+  assert.deepEqual(parsePortal('fe80::1:abcd'), { host: 'fe80::1:abcd', port: 3260 });
+  assert.deepEqual(parsePortal('2001:db8:0:0:0:0:0:3260'), { host: '2001:db8:0:0:0:0:0:3260', port: 3260 });
+  assert.deepEqual(parsePortal('[fe80::1:3260]'), { host: 'fe80::1:3260', port: 3260 });
+});
+
+test('IPv6 with a port and no brackets: refused, with the bracketed form to write', () => {
+  // fe80::1:3261 is a valid address, but whoever wrote it meant fe80::1 port 3261 (and got 3260).
+  for (const [text, want] of [
+    ['fe80::1:3261', '[fe80::1]:3261'],
+    ['2001:db8::10:3260', '[2001:db8::10]:3260'],
+    ['::1:3260', '[::1]:3260'],
+  ]) {
+    assert.throws(
+      () => parsePortal(text!),
+      (e: unknown) => e instanceof ValidationError && e.message === `portal "${text}" looks like an IPv6 address with a port: write ${want} (or [${text}] for the address alone); expected HOST[:PORT] or [IPV6][:PORT]`,
+      text,
+    );
+  }
 });
 
 test('bad ports and hosts are refused with one line naming the portal', () => {

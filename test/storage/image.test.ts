@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from '../../src/errors.js';
@@ -90,7 +90,11 @@ test('checkServableImage: one line for each thing tgt cannot serve', async () =>
   writeFileSync(empty, '');
   const sub = join(dir, 'subdir');
   mkdirSync(sub);
+  // A symlink loop: stat's own "Too many levels of symbolic links" became our words.
+  symlinkSync('loop-b.img', join(dir, 'loop-a.img'));
+  symlinkSync('loop-a.img', join(dir, 'loop-b.img'));
   const cases: Array<[string, RegExp]> = [
+    [join(dir, 'loop-a.img'), /^image ".*loop-a\.img" is a loop of symbolic links on local$/],
     [join(dir, 'missing.img'), /missing\.img" does not exist on local$/],
     [sub, /subdir" is a directory, not an image file or block device$/],
     ['/dev/null', /"\/dev\/null" is a character special file, not an image file or block device$/],

@@ -1,7 +1,6 @@
 // What the hypervisor-side commands (discover, login, logout, pool, attach, detach, media)
 // share: --hypervisor/--connect and SSH options, the --live/--config/--persistent choice,
 // CHAP secret files, running a plan with progress, and --json / --dry-run output.
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ValidationError } from '../../errors.js';
 import type { FlagChoice } from '../../hypervisor/placement.js';
@@ -52,18 +51,8 @@ export function flagChoice(o: FlagOptions): FlagChoice | undefined {
   return given[0];
 }
 
-/** A CHAP secret from a file on this machine; one trailing newline is the file's, not the secret's. */
-export async function readSecretFile(flag: string, file: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new ValidationError(`${flag} ${JSON.stringify(file)} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'chap');
-  }
-  const secret = text.replace(/\r?\n$/, '');
-  if (secret === '') throw new ValidationError(`${flag} ${JSON.stringify(file)} is empty`, 'chap');
-  return secret;
-}
+/** A CHAP secret from a file on this machine (a regular file of at most 4 KiB). */
+export { readSecretFile } from '../../util/local-file.js';
 
 /**
  * Runs the steps, rolling back on failure or Ctrl-C. In text mode, and not under

@@ -1,11 +1,9 @@
 // `virt-iscsi apply -f STACK` and `destroy -f STACK` (src/workflows/stack.ts): the plan
 // first (+ create, ~ change, - remove, = unchanged), then each change with its steps.
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { ValidationError } from '../../errors.js';
 import { withInterrupts, type PlanEvent } from '../../plan/plan.js';
 import { applyStack, destroyStack, type StackChange, type StackResult } from '../../workflows/stack.js';
-import { parseStack, type StackSpec } from '../../workflows/stack-file.js';
+import { readStackFile, type StackSpec } from '../../workflows/stack-file.js';
 import { addDryRun, addJson, addSshOptions, type HostCommandOptions } from '../options.js';
 import { printText } from '../output.js';
 import { withStepDisplay } from '../progress.js';
@@ -16,16 +14,6 @@ interface StackFlags extends HostCommandOptions {
 }
 
 const MARK = { create: '+', change: '~', remove: '-', unchanged: '=' } as const;
-
-export async function readStackFile(file: string): Promise<StackSpec> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new ValidationError(`stack file ${JSON.stringify(file)} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'file');
-  }
-  return parseStack(text, file);
-}
 
 export function renderChange(c: StackChange): string {
   return `${MARK[c.action]} ${c.kind} ${c.name}: ${c.details.join('; ')}`;
@@ -57,7 +45,7 @@ function register(program: Command, verb: 'apply' | 'destroy'): void {
         program
           .command(verb)
           .description(what)
-          .requiredOption('-f, --file <stack.yaml>', 'the stack file (a YAML subset, or JSON); examples/ has commented ones'),
+          .requiredOption('-f, --file <stack.yaml>', 'the stack file (YAML or JSON; schema/stack.schema.json); examples/ has commented ones'),
       ),
     ),
   ).action(async (o: StackFlags) => {

@@ -1,6 +1,5 @@
 // `virt-iscsi target create|delete|list|show|sync`: the iSCSI target on the storage host.
 import { randomInt } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { Option, type Command } from 'commander';
 import { ValidationError, VirtIscsiError } from '../../errors.js';
@@ -12,6 +11,7 @@ import { rbdLun } from '../../storage/rbd/lun.js';
 import { isRbdRef, parseRbdRef } from '../../storage/rbd/ref.js';
 import { DEFAULT_CONF_DIR } from '../../storage/tgt/records.js';
 import { addCephOptions, cephClientFromFlags, type CephFlags } from '../ceph-options.js';
+import { readSecretFile } from '../../util/local-file.js';
 import { addDryRun, addJson, addSshOptions, sessionOptions, type HostCommandOptions } from '../options.js';
 import { printJson, printText } from '../output.js';
 import { Session, withSession } from '../session.js';
@@ -117,20 +117,9 @@ function generateSecret(): string {
   return Array.from({ length: 16 }, () => SECRET_ALPHABET[randomInt(SECRET_ALPHABET.length)]).join('');
 }
 
-async function readSecret(flag: string, file: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new ValidationError(`${flag} ${JSON.stringify(file)} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'chap');
-  }
-  // One trailing newline is the file's, not the secret's.
-  return text.replace(/\r?\n$/, '');
-}
-
 /** The secret for one CHAP direction: from its file, or generated when asked. */
 async function chapSecret(user: string, fileFlag: string, file: string | undefined, generate: boolean | undefined, generated: Record<string, string>): Promise<string> {
-  if (file !== undefined) return readSecret(fileFlag, file);
+  if (file !== undefined) return readSecretFile(fileFlag, file);
   if (!generate) throw new ValidationError(`CHAP user ${JSON.stringify(user)} needs a secret: give ${fileFlag} FILE, or --generate-secret`, 'chap');
   generated[user] = generateSecret();
   return generated[user]!;

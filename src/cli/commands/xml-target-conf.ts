@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import { ValidationError } from '../../errors.js';
 import type { LunSpec, TargetSpec } from '../../storage/backend.js';
+import { LUN_MAX } from '../../storage/spec.js';
 import { buildTgtTarget, targetSpecToTgtConf } from '../../config/tgt-conf.js';
 import { buildIetTarget, targetSpecToIet } from '../../config/iet-conf.js';
 import { buildIetAllowLine } from '../../config/iet-allow.js';
@@ -25,8 +26,10 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 
 /** `N=PATH` as given to --lun. */
 export function parseLunArg(arg: string): { lun: number; path: string } {
-  const m = /^([0-9]{1,5})=(.+)$/s.exec(arg);
+  const m = /^([0-9]+)=(.+)$/s.exec(arg);
   if (!m) throw new ValidationError(`--lun ${JSON.stringify(arg)} is not N=PATH (e.g. 1=/srv/disk.img)`, 'lun');
+  // Digits only, so Number() is exact up to 2^53; longer runs are out of range all the same.
+  if (m[1]!.length > 5 || Number(m[1]) > LUN_MAX) throw new ValidationError(`--lun ${JSON.stringify(arg)}: LUN ${m[1]} is out of range: expected 1 to ${LUN_MAX}`, 'lun');
   return { lun: Number(m[1]), path: m[2]! };
 }
 

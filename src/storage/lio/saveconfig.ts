@@ -105,7 +105,8 @@ export function parseSaveconfig(text: string): SavedConfig {
     root = obj(JSON.parse(text), 'the document');
   } catch (e) {
     if (e instanceof ValidationError) throw e;
-    throw new ValidationError(`saveconfig.json is not JSON: ${(e as Error).message}`, 'saveconfig');
+    // JSON.parse quotes the text it choked on, line breaks and all: one line here.
+    throw new ValidationError(`saveconfig.json is not JSON: ${(e as Error).message.replace(/\s+/g, ' ').slice(0, 200)}`, 'saveconfig');
   }
   const storageObjects = list(root['storage_objects'], 'storage_objects').map((so, i) =>
     withOptional<SavedStorageObject>(

@@ -10,6 +10,9 @@ import { ValidationError } from '../errors.js';
 
 export const DEFAULT_LIBVIRT_URI = 'qemu:///system';
 
+/** The shape checkLibvirtUri takes, for schemas: the qemu driver, a plain transport, /system or /session (parameters are checked one by one). */
+export const LIBVIRT_URI = /^qemu(?:\+(?:unix|ssh|tls|tcp|libssh|libssh2))?:\/\/[^/?\s]*\/(?:system|session)(?:\?[^\s]*)?$/;
+
 /** Transports that reach libvirtd without running a program we do not choose. */
 const TRANSPORTS = ['', 'unix', 'ssh', 'tls', 'tcp', 'libssh', 'libssh2'] as const;
 const REMOTE = new Set(['ssh', 'tls', 'tcp', 'libssh', 'libssh2']);

@@ -2,7 +2,7 @@
 // reach a socket we did not choose) and are refused wherever they come from.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkLibvirtUri } from '../../src/hypervisor/libvirt-uri.js';
+import { checkLibvirtUri } from '../../src/names/libvirt-uri.js';
 import { Virsh } from '../../src/hypervisor/virsh.js';
 import { LocalRunner } from '../../src/runner/local.js';
 
