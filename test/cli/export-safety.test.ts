@@ -146,13 +146,21 @@ test('signals, closed pipes, locks, concurrency and hostile input around a real 
   await t.test("another run holds the storage host's lock: after --lock-timeout, one line naming it; nothing changed", async () => {
     const before = env.snapshot();
     const lock = `/run/lock/virt-iscsi-tgt-${env.tgtd.controlPort}.lock`;
-    const holder = spawn('flock', [lock, 'sh', '-c', `printf '%s\\n' "export someone-else (pid $$ on admin2, since 2026-12-02T03:00:00Z)" > ${lock}.owner; exec sleep 120`], { stdio: 'ignore' });
-    env.cleanup(() => holder.kill('SIGKILL'));
+    // In a process group of its own: flock's child (sleep) holds the lock too, and goes with the group.
+    const holder = spawn('flock', [lock, 'sh', '-c', `printf '%s\\n' "export someone-else (pid $$ on admin2, since 2026-12-02T03:00:00Z)" > ${lock}.owner; exec sleep 120`], { stdio: 'ignore', detached: true });
+    const release = (): void => {
+      try {
+        process.kill(-holder.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    };
+    env.cleanup(release);
     for (let i = 0; i < 50 && !(existsSync(`${lock}.owner`) && readFileSync(`${lock}.owner`, 'utf8').includes('someone-else')); i++) await new Promise((r) => setTimeout(r, 100));
     const r = await cli(exportArgs(env.image(`${env.id}-locked.img`, 4 * MiB), ['--lock-timeout', '2']));
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr.trim(), new RegExp(`^virt-iscsi: waited 2 s on local for ${lock.replace(/\./g, '\\.')}, held by virt-iscsi export someone-else \\(pid \\d+ on admin2, since 2026-12-02T03:00:00Z\\); try again once that run is done$`, 'm'));
-    holder.kill('SIGKILL');
+    release();
     assert.deepEqual(env.snapshot(), before);
   });
 

@@ -99,3 +99,39 @@ export function parseCephKey(text: string, user: string): string {
   if (!/^[A-Za-z0-9+/]{20,}={0,2}$/.test(key)) throw new ValidationError(`ceph auth get-key ${user} printed something that is not a base64 key`, 'ceph');
   return key;
 }
+
+export interface CephMonitor {
+  host: string;
+  port: number;
+}
+
+/**
+ * `ceph mon dump --format json` (Ceph 16.2.15), abridged:
+ *   {"epoch":1,"fsid":"337b...","mons":[{"rank":0,"name":"a","public_addrs":{"addrvec":[
+ *     {"type":"v2","addr":"127.0.0.1:24005","nonce":0},{"type":"v1","addr":"127.0.0.1:27575","nonce":0}]},
+ *     "addr":"127.0.0.1:27575/0",...}],"quorum":[0]}
+ *   dumped monmap epoch 1          (on stderr)
+ * Each monitor's v1 address when it has one (what QEMU's rbd driver and libvirt's <host>
+ * take most widely), else its v2 one. IPv6 addresses come bracketed: "[::1]:6789".
+ */
+export function parseMonDump(text: string): CephMonitor[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new ValidationError('ceph mon dump printed something that is not JSON', 'ceph');
+  }
+  const mons = (doc as { mons?: unknown }).mons;
+  if (!Array.isArray(mons)) throw new ValidationError('ceph mon dump lists no monitors', 'ceph');
+  const out: CephMonitor[] = [];
+  for (const m of mons) {
+    const vec = ((m as { public_addrs?: { addrvec?: unknown } }).public_addrs?.addrvec ?? []) as Array<{ type?: unknown; addr?: unknown }>;
+    const pick = (Array.isArray(vec) ? vec : []).find((a) => a.type === 'v1') ?? (Array.isArray(vec) ? vec : []).find((a) => a.type === 'v2');
+    const addr = typeof pick?.addr === 'string' ? pick.addr : undefined;
+    const hp = addr === undefined ? null : /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+|[A-Za-z0-9.-]+)):(\d{1,5})$/.exec(addr);
+    if (!hp) throw new ValidationError(`ceph mon dump gives monitor ${JSON.stringify((m as { name?: unknown }).name)} no address we can read (${JSON.stringify(addr)})`, 'ceph');
+    out.push({ host: (hp[1] ?? hp[2])!, port: Number(hp[3]) });
+  }
+  if (out.length === 0) throw new ValidationError('ceph mon dump lists no monitors', 'ceph');
+  return out;
+}

@@ -13,13 +13,13 @@
 // "[errno 13] RADOS permission denied (error connecting to the cluster)" for a wrong key,
 // and it prints "no keyring found" noise on stderr even when it succeeds with --keyring.
 // Both wait 300 s for a dead monitor by default: every command here passes a timeout.
-import { VirtIscsiError, ValidationError } from '../../errors.js';
+import { PrerequisiteError, VirtIscsiError, ValidationError } from '../../errors.js';
 import { commandError } from '../../runner/check.js';
 import { EXIT_NOT_FOUND, EXIT_TIMEOUT } from '../../runner/local.js';
 import type { RunOptions, RunResult, Runner } from '../../runner/types.js';
 import { formatSize } from '../size.js';
 import { cephArgv, cephUser, checkCephClient, DEFAULT_CEPH_CONF, DEFAULT_CEPH_TIMEOUT_SEC, type CephClient } from './client.js';
-import { parseCephKey, parseRbdInfo, parseRbdLs, parseRbdStatus, type RbdImageInfo, type RbdWatcher } from './parse.js';
+import { parseCephKey, parseMonDump, type CephMonitor, parseRbdInfo, parseRbdLs, parseRbdStatus, type RbdImageInfo, type RbdWatcher } from './parse.js';
 import { formatRbdRef, parseRbdPoolName, rbdImageSpec, type RbdImageRef } from './ref.js';
 
 export type CephFailure =
@@ -249,7 +249,40 @@ export class Rbd {
     await this.rbd(['rm', '--no-progress', rbdImageSpec(ref)], this.ref(ref));
   }
 
+  /** The cluster's monitors, as clients reach them (`ceph mon dump`): what a libvirt rbd disk lists as its hosts. */
+  async monitors(): Promise<CephMonitor[]> {
+    const argv = ['ceph', ...cephArgv(this.client), '--connect-timeout', String(this.timeoutSec), 'mon', 'dump', '--format', 'json'];
+    const r = await this.runner.run(argv, { query: true, timeoutMs: (this.timeoutSec * 2 + 30) * 1000 });
+    if (r.exitCode !== 0) throw cephFailure(this.runner, argv, r, { host: this.runner.host, client: this.client });
+    return parseMonDump(r.stdout);
+  }
+
   // ---- keys ----------------------------------------------------------------------------
+
+  /**
+   * This client's own cephx key, from its keyring (the one the conf names for it, found
+   * with `ceph-conf --lookup keyring`, or --ceph-keyring): an rbd client such as
+   * client.libvirt may not read keys with `ceph auth`. `ceph-authtool -p` prints the key
+   * alone; it is a secret: never printed, handed on through stdin.
+   */
+  async clientKey(): Promise<string> {
+    const user = cephUser(this.client);
+    let keyring = this.client.keyring;
+    if (keyring === undefined) {
+      const argv = ['ceph-conf', ...(this.client.conf ? ['-c', this.client.conf] : []), '--name', user, '--lookup', 'keyring'];
+      const r = await this.runner.run(argv, { query: true });
+      if (r.exitCode === 127) throw new PrerequisiteError(`ceph-conf is not installed on ${this.runner.host}: install ceph-common`);
+      keyring = r.exitCode === 0 ? r.stdout.trim().split(',')[0]!.trim() : undefined;
+      if (!keyring) throw new ValidationError(`the Ceph conf on ${this.runner.host} names no keyring for ${user}: give --ceph-keyring`, 'ceph-keyring');
+    }
+    const argv = ['ceph-authtool', '-p', '-n', user, keyring];
+    const r = await this.runner.run(argv, { query: true });
+    if (r.exitCode !== 0) {
+      const why = r.stderr.trim().split('\n').pop() || `exit ${r.exitCode}`;
+      throw new ValidationError(`cannot read the key of ${user} from ${keyring} on ${this.runner.host}: ${why}`, 'ceph-keyring');
+    }
+    return parseCephKey(r.stdout, user);
+  }
 
   /**
    * The cephx key of `user` (e.g. "client.libvirt"), base64, for a libvirt `ceph` secret.
