@@ -31,9 +31,12 @@ export interface Attachment {
 /** What makes a disk the export's: our alias, or a source only this export has. */
 export interface DiskMark {
   alias: string;
-  target: string;
-  lun: number;
+  /** An iSCSI LUN: its target and number. */
+  target?: string;
+  lun?: number;
   pool?: string;
+  /** An RBD image: POOL/IMAGE. */
+  rbd?: string;
 }
 
 export interface DiskRequest {
@@ -61,12 +64,13 @@ export function isOurs(d: DiskDef, m: DiskMark): boolean {
   const s = d.source;
   switch (s.type) {
     case 'network':
-      return s.protocol === 'iscsi' && sameIqn(s.target, m.target) && s.lun === m.lun;
+      if (s.protocol === 'rbd') return m.rbd !== undefined && s.name === m.rbd;
+      return m.target !== undefined && sameIqn(s.target, m.target) && s.lun === m.lun;
     case 'volume':
       return m.pool !== undefined && s.pool === m.pool;
     case 'block': {
       const id = s.dev === undefined ? undefined : parseByPath(s.dev);
-      return id !== undefined && sameIqn(id.iqn, m.target) && id.lun === m.lun;
+      return id !== undefined && m.target !== undefined && sameIqn(id.iqn, m.target) && id.lun === m.lun;
     }
     case 'file':
       return false;

@@ -90,3 +90,19 @@ export async function checkDeviceSerial(runner: Runner, dev: string, serial: str
     );
   }
 }
+
+/**
+ * The image formats and protocols this host's QEMU can open: `qemu-img --help` (QEMU 7.2)
+ * ends with a line such as
+ *   Supported formats: blkdebug blklogwrites ... iscsi iser ... qcow2 ... raw rbd ... vvfat
+ * which lists the block drivers its modules provide too (rbd comes with qemu-block-extra).
+ */
+export function parseQemuFormats(help: string): string[] {
+  const line = help.split('\n').find((l) => l.startsWith('Supported formats:'));
+  return line === undefined ? [] : line.slice('Supported formats:'.length).trim().split(/\s+/).filter(Boolean);
+}
+
+export async function qemuFormats(runner: Runner): Promise<string[]> {
+  const r = await runner.run(['qemu-img', '--help'], { query: true });
+  return r.exitCode === 0 ? parseQemuFormats(r.stdout) : [];
+}

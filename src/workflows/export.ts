@@ -13,10 +13,13 @@ import { ValidationError } from '../errors.js';
 import { quoteArgv } from '../runner/quote.js';
 import { runPlan } from '../plan/plan.js';
 import type { Session } from '../runner/session.js';
-import type { TargetSpec } from '../storage/backend.js';
+import type { LunSpec, TargetSpec } from '../storage/backend.js';
+import { cephUser } from '../storage/rbd/client.js';
+import { rbdLun } from '../storage/rbd/lun.js';
+import { parseRbdRef, rbdImageSpec } from '../storage/rbd/ref.js';
 import { Journal } from './journal.js';
-import { diskAlias, secretDescription } from './names.js';
-import { recordPath, recordPool, recordSecretUsage, removeRecord, sameRecord, writeRecord, type ExportRecord, type HypervisorPart } from './records.js';
+import { cephSecretDescription, diskAlias, secretDescription } from './names.js';
+import { isIscsi, recordPath, recordPool, recordSecretUsage, removeRecord, sameRecord, writeRecord, type ExportRecord, type HypervisorPart, type IscsiExportRecord } from './records.js';
 import { resolveExport, type HypervisorSide, type ResolvedExport } from './resolve.js';
 import { deleteTargetStep } from './teardown.js';
 import type { ExportOptions, WorkflowHooks, WorkflowStep } from './types.js';
@@ -33,23 +36,32 @@ export interface ExportResult {
   undo: string;
 }
 
-export const markOf = (r: ExportRecord): DiskMark => ({ alias: diskAlias(r.name), target: r.target, lun: r.lun, ...(recordPool(r) ? { pool: recordPool(r)! } : {}) });
+export const markOf = (r: ExportRecord): DiskMark =>
+  isIscsi(r)
+    ? { alias: diskAlias(r.name), target: r.target, lun: r.lun, ...(recordPool(r) ? { pool: recordPool(r)! } : {}) }
+    : { alias: diskAlias(r.name), rbd: rbdImageSpec(parseRbdRef(r.image)) };
 
 /** `virt-iscsi unexport NAME`, with what it needs to find the export without local state. */
-export function undoCommand(r: ExportRecord, hostRecordDir?: string): string {
+export function undoCommand(r: Pick<ExportRecord, 'name' | 'storage'>, hostRecordDir?: string): string {
   const argv = ['virt-iscsi', 'unexport', r.name];
   if (r.storage !== 'local') argv.push('--storage', r.storage);
   if (hostRecordDir !== undefined) argv.push('--host-records', hostRecordDir);
   return quoteArgv(argv);
 }
 
-const missingSecret = (r: ExportRecord): string => `the CHAP secret of ${r.target} cannot be read back from its target's configuration; unexport ${r.name} and export it again`;
+const missingSecret = (r: IscsiExportRecord): string => `the CHAP secret of ${r.target} cannot be read back from its target's configuration; unexport ${r.name} and export it again`;
 
-function targetSpec(x: ResolvedExport): TargetSpec {
-  const r = x.record;
+/** The LUN: the image file, or an rbd: image through tgt's rbd backing store. */
+function lunSpec(x: ResolvedExport, r: IscsiExportRecord): LunSpec {
+  const flags = { serial: r.serial, ...(r.cdrom ? { cdrom: true } : {}), ...(r.readonly ? { readonly: true } : {}) };
+  const ceph = x.storage.ceph;
+  return ceph ? rbdLun(r.lun, ceph.ref, ceph.client, flags) : { lun: r.lun, path: r.image, ...flags };
+}
+
+function targetSpec(x: ResolvedExport, r: IscsiExportRecord): TargetSpec {
   const spec: TargetSpec = {
     iqn: r.target,
-    luns: [{ lun: r.lun, path: r.image, serial: r.serial, ...(r.cdrom ? { cdrom: true } : {}), ...(r.readonly ? { readonly: true } : {}) }],
+    luns: [lunSpec(x, r)],
     // Exactly the hypervisors' initiators, never ALL.
     allow: r.hypervisors.map((h) => h.initiator),
     persist: true,
@@ -59,9 +71,20 @@ function targetSpec(x: ResolvedExport): TargetSpec {
 }
 
 function storageSteps(x: ResolvedExport): WorkflowStep[] {
-  const r = x.record;
   const s = x.storage;
   const host = s.runner.host;
+  const recordStep: WorkflowStep = {
+    // First, so that from another machine (or after this one's state is lost) the export is known before its target is.
+    id: 'storage-record',
+    host,
+    title: `record the export in ${recordPath(x.hostRecordDir, x.record.name)} on ${host}`,
+    check: async () => sameRecord(s.record, x.record, { withoutAttachments: true }),
+    apply: async () => void (await writeRecord(s.runner, x.hostRecordDir, x.record)),
+    undo: () => removeRecord(s.runner, x.hostRecordDir, x.record.name),
+  };
+  const t = x.iscsi;
+  if (!t || !isIscsi(x.record)) return [recordStep];
+  const r = x.record;
   const what = [
     `LUN ${r.lun} ${r.image}${r.cdrom ? ' (CD-ROM)' : r.readonly ? ' (read-only)' : ''}`,
     `allow ${r.hypervisors.map((h) => h.initiator).join(', ')}`,
@@ -71,19 +94,11 @@ function storageSteps(x: ResolvedExport): WorkflowStep[] {
     {
       id: 'daemon',
       host,
-      title: `start the ${s.backendName} target daemon on ${host}`,
-      check: async () => s.running,
-      apply: () => s.backend.ensureRunning(),
+      title: `start the ${t.backendName} target daemon on ${host}`,
+      check: async () => t.running,
+      apply: () => t.backend.ensureRunning(),
     },
-    {
-      // First, so that from another machine (or after this one's state is lost) the export is known before its target is.
-      id: 'storage-record',
-      host,
-      title: `record the export in ${recordPath(x.hostRecordDir, r.name)} on ${host}`,
-      check: async () => sameRecord(s.record, r, { withoutAttachments: true }),
-      apply: async () => void (await writeRecord(s.runner, x.hostRecordDir, r)),
-      undo: () => removeRecord(s.runner, x.hostRecordDir, r.name),
-    },
+    recordStep,
     {
       id: 'target',
       host,
@@ -92,9 +107,10 @@ function storageSteps(x: ResolvedExport): WorkflowStep[] {
       apply: async () => {
         if (r.chapUser && x.chapSecret === undefined) throw new ValidationError(missingSecret(r), 'chap');
         // The image was checked a moment ago, when the export was resolved.
-        await s.backend.create(targetSpec(x), { images: [s.image] });
+        const lun = lunSpec(x, r);
+        await t.backend.create(targetSpec(x, r), { images: [{ ...s.image, path: lun.path }] });
       },
-      undo: () => deleteTargetStep(s.backend, r, { force: true, waitMs: 5_000 }).apply(),
+      undo: () => deleteTargetStep(t.backend, r, { force: true, waitMs: 5_000 }).apply(),
     },
   ];
 }
@@ -105,7 +121,13 @@ function hypervisorSteps(x: ResolvedExport, h: HypervisorSide, o: Pick<ExportOpt
   const mode = x.mode;
   const steps: WorkflowStep[] = [];
   const usage = recordSecretUsage(r);
-  if (usage && r.chapUser) {
+  if (usage && !isIscsi(r)) {
+    const ceph = x.storage.ceph!;
+    steps.push({
+      ...secretStep(h.virsh, { type: 'ceph', usage, description: cephSecretDescription(r.name), user: cephUser(ceph.client), value: () => ceph.key, missing: `the cephx key of ${cephUser(ceph.client)} could not be read on ${r.storage}`, replace: false }),
+      id: 'secret',
+    });
+  } else if (usage && isIscsi(r) && r.chapUser) {
     const user = r.chapUser;
     steps.push({
       ...secretStep(h.virsh, { usage, description: secretDescription(r.name), user, value: () => x.chapSecret, missing: missingSecret(r), replace: x.chapSecretIsNew }),
@@ -113,7 +135,7 @@ function hypervisorSteps(x: ResolvedExport, h: HypervisorSide, o: Pick<ExportOpt
     });
   }
   const slot: SourceSlot = {};
-  const chap = r.chapUser && mode.chapIn === 'node-record'
+  const chap = isIscsi(r) && r.chapUser && mode.chapIn === 'node-record'
     ? (): ChapCredentials => {
         if (x.chapSecret === undefined) throw new ValidationError(missingSecret(r), 'chap');
         return { user: r.chapUser!, secret: x.chapSecret };
@@ -132,7 +154,7 @@ function hypervisorSteps(x: ResolvedExport, h: HypervisorSide, o: Pick<ExportOpt
     view,
     request: () => {
       if (!slot.source) throw new Error('the LUN was not made visible before the attach step');
-      return { domain: r.vm, source: slot.source, cdrom: r.cdrom, readonly: r.readonly, mark: markOf(r), serial: r.serial, ...(r.persist ? {} : { flags: 'live' as const }) };
+      return { domain: r.vm, source: slot.source, cdrom: r.cdrom, readonly: r.readonly, mark: markOf(r), ...(isIscsi(r) ? { serial: r.serial } : {}), ...(r.persist ? {} : { flags: 'live' as const }) };
     },
     done: (a) => done(added && !a.controller ? { ...a, controller: added } : a),
     onController: async (flags, when) => journal?.piece({ kind: 'controller', host: h.uri, vm: r.vm, flags }, when),

@@ -18,6 +18,7 @@ import {
   noTeardown,
   poolTeardown,
   poolVisibility,
+  rbdVisibility,
   type HypervisorLeftovers,
   type VisibilityContext,
   type VisibilityHealth,
@@ -31,6 +32,8 @@ export interface ModeEntry {
   readonly hostLogin: boolean;
   /** A libvirt pool of this type holds the LUN (named after the export). */
   readonly pool?: PoolType;
+  /** The data path: an iSCSI target on the storage host, or QEMU's own rbd driver straight to Ceph. */
+  readonly transport: 'iscsi' | 'rbd';
   /** Where the hypervisor keeps the CHAP password: a libvirt secret, or open-iscsi's node record. */
   readonly chapIn: 'libvirt-secret' | 'node-record';
   /** Who the target sees logged in: the host always, or QEMU only while the VM runs with the disk. */
@@ -56,6 +59,7 @@ const needsLogin = (mode: ExportMode) => (f: HypervisorFacts, host: string): str
 export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
   pool: {
     name: 'pool',
+    transport: 'iscsi',
     summary: "a libvirt iscsi pool: the hypervisor's open-iscsi logs in, the VM gets the LUN's block device",
     hostLogin: true,
     pool: 'iscsi',
@@ -69,6 +73,7 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
   },
   direct: {
     name: 'direct',
+    transport: 'iscsi',
     summary: "a libvirt iscsi-direct pool: libvirt and QEMU log in themselves, the VM gets the pool's volume",
     hostLogin: false,
     pool: 'iscsi-direct',
@@ -83,6 +88,7 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
   },
   network: {
     name: 'network',
+    transport: 'iscsi',
     summary: "a network disk: QEMU's own iSCSI initiator logs in when the disk is attached",
     hostLogin: false,
     chapIn: 'libvirt-secret',
@@ -93,8 +99,22 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
     teardown: noTeardown,
     inspect: inspectNothing,
   },
+  rbd: {
+    name: 'rbd',
+    transport: 'rbd',
+    summary: "native Ceph RBD: QEMU's rbd driver opens the image itself (no iSCSI), the cephx key in a libvirt ceph secret",
+    hostLogin: false,
+    chapIn: 'libvirt-secret',
+    session: 'qemu',
+    autoRank: 0,
+    unavailable: (f, host) => (f.qemuRbd ? undefined : `mode rbd needs QEMU's rbd driver on ${host} (qemu-block-extra); use an iSCSI mode (the tgt-rbd gateway)`),
+    visible: rbdVisibility,
+    teardown: noTeardown,
+    inspect: inspectNothing,
+  },
   block: {
     name: 'block',
+    transport: 'iscsi',
     summary: "an iscsiadm login without a pool: the VM gets the LUN's /dev/disk/by-path device",
     hostLogin: true,
     chapIn: 'node-record',
@@ -112,7 +132,12 @@ export function modeOf(r: { mode: ExportMode }): ModeEntry {
   return MODES[r.mode];
 }
 
-/** The modes tried without --mode, best first. */
+/** The modes tried without --mode, best first: for an rbd: image native rbd first, else the iSCSI ones (for rbd: through the tgt-rbd gateway). */
 export const AUTO_MODES: readonly ModeEntry[] = Object.values(MODES)
   .filter((m) => m.autoRank !== undefined)
   .sort((a, b) => a.autoRank! - b.autoRank!);
+
+/** The automatic modes for an image: native rbd only for rbd: images. */
+export function autoModes(rbdImage: boolean): readonly ModeEntry[] {
+  return AUTO_MODES.filter((m) => rbdImage || m.transport === 'iscsi');
+}

@@ -33,6 +33,7 @@ export const diskAlias = (name: string): string => `ua-virt-iscsi-${name}`;
 /** CHAP user names take no '.', and export names take no '_': the mapping stays one to one. */
 export const chapUser = (name: string): string => `virt-iscsi-${name.replace(/\./g, '_')}`;
 export const secretDescription = (name: string): string => `virt-iscsi: CHAP for export ${name}`;
+export const cephSecretDescription = (name: string): string => `virt-iscsi: cephx key for export ${name}`;
 
 /**
  * The naming authority of a host from `hostname -f` (e.g. "stor1.example.com"). A name

@@ -3,7 +3,7 @@
 // whether libvirt has the iscsi-direct pool backend, the initiator name it would log in
 // with. Asked through the drivers (virsh, hypervisor/host.ts), all at once.
 import { viewIfThere } from '../hypervisor/disk-steps.js';
-import { hasProgram, hostName, initiatorName, kernelModule, machineId, type ModuleState } from '../hypervisor/host.js';
+import { hasProgram, hostName, initiatorName, kernelModule, machineId, qemuFormats, type ModuleState } from '../hypervisor/host.js';
 import type { DomainView } from '../hypervisor/placement.js';
 import { VirshError } from '../hypervisor/virsh-errors.js';
 import type { PoolListEntry } from '../hypervisor/virsh-parse.js';
@@ -42,6 +42,8 @@ export interface HypervisorFacts {
   iscsiTcp: IscsiTcp;
   /** libvirt can run iscsi-direct pools (asked only when a candidate mode needs it). */
   iscsiDirect: boolean;
+  /** QEMU here can open rbd: images itself (its rbd block driver is installed). */
+  qemuRbd: boolean;
   /** From /etc/iscsi/initiatorname.iscsi, when the file is there. */
   initiatorName?: string;
   hostname: string;
@@ -67,6 +69,7 @@ async function poolTypes(virsh: Virsh): Promise<string[]> {
 export interface ProbeNeeds {
   hostLogin: boolean;
   pool?: PoolType;
+  transport?: 'iscsi' | 'rbd';
 }
 
 export async function probeHypervisor(virsh: Virsh, domain: string, candidates: readonly ProbeNeeds[]): Promise<HypervisorFacts> {
@@ -77,7 +80,8 @@ export async function probeHypervisor(virsh: Virsh, domain: string, candidates: 
   // candidate that logs in can be used: then iscsi-direct decides.
   const types = direct ? poolTypes(virsh) : Promise.resolve([]);
   types.catch(() => undefined);
-  const [view, pools, iscsiadm, tcp, initiator, hostname, id] = await Promise.all([
+  const rbd = candidates.some((m) => m.transport === 'rbd');
+  const [view, pools, iscsiadm, tcp, initiator, hostname, id, formats] = await Promise.all([
     viewIfThere(virsh, domain),
     virsh.poolList(),
     login ? hasProgram(runner, ['iscsiadm', '--version']) : Promise.resolve(false),
@@ -85,10 +89,11 @@ export async function probeHypervisor(virsh: Virsh, domain: string, candidates: 
     initiatorName(runner),
     hostName(runner),
     machineId(runner),
+    rbd ? qemuFormats(runner) : Promise.resolve([]),
   ]);
   const loginWorks = iscsiadm && tcp !== 'missing';
   const needDirect = direct && !(login && loginWorks);
-  const facts: HypervisorFacts = { pools, iscsiadm, iscsiTcp: tcp, iscsiDirect: needDirect ? (await types).includes('iscsi-direct') : false, hostname };
+  const facts: HypervisorFacts = { pools, iscsiadm, iscsiTcp: tcp, iscsiDirect: needDirect ? (await types).includes('iscsi-direct') : false, qemuRbd: formats.includes('rbd'), hostname };
   if (view) facts.view = view;
   if (initiator !== undefined) facts.initiatorName = initiator;
   if (id !== undefined) facts.machineId = id;

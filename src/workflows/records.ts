@@ -20,11 +20,13 @@ import { commandError, runChecked } from '../runner/check.js';
 import { parseHostUri } from '../runner/host-uri.js';
 import type { Runner } from '../runner/types.js';
 import { BACKEND_NAMES, type BackendName } from '../storage/backends.js';
+import { checkCephClient } from '../storage/rbd/client.js';
+import { formatRbdRef, isRbdRef, parseRbdRef } from '../storage/rbd/ref.js';
 import { checkExportName, chapUser, poolName, secretUsage } from './names.js';
 
 export type { Attachment };
 
-export const EXPORT_MODES = ['pool', 'direct', 'network', 'block'] as const;
+export const EXPORT_MODES = ['pool', 'direct', 'network', 'block', 'rbd'] as const;
 export type ExportMode = (typeof EXPORT_MODES)[number];
 
 /** Where the storage host keeps its export records. */
@@ -43,16 +45,36 @@ export interface HypervisorPart {
   attachment?: Attachment;
 }
 
+/** How the storage host reaches the Ceph cluster of an `rbd:` image (the rbd CLI's --conf, --id, --keyring there). */
+export interface CephSettings {
+  conf?: string;
+  id?: string;
+  keyring?: string;
+}
+
 interface RecordBase {
   version: typeof RECORD_VERSION;
   name: string;
-  /** Absolute path on the storage host. */
+  /** Absolute path on the storage host, or rbd:POOL/IMAGE of a Ceph RBD image. */
   image: string;
   sizeBytes: number;
   cdrom: boolean;
   readonly: boolean;
-  /** Host URI of the storage host (relative to the machine that ran export). */
+  /** Host URI of the storage host (relative to the machine that ran export); for rbd: images, the host that reaches the cluster. */
   storage: string;
+  /** For rbd: images. */
+  ceph?: CephSettings;
+  vm: string;
+  persist: boolean;
+  /** Every hypervisor the export serves, the first one the one it was made for. */
+  hypervisors: HypervisorPart[];
+  /** The stack (`apply -f`) that declared this export: apply removes it once no longer declared. */
+  stack?: string;
+  createdAt: string;
+}
+
+/** What an export over iSCSI adds: the target on the storage host and how it is reached. */
+export interface IscsiFields {
   backend: BackendName;
   /** What reaches the same target daemon again (a private tgtd's control port, its conf dir). */
   backendOptions: { controlPort?: number; confDir?: string };
@@ -63,23 +85,36 @@ interface RecordBase {
   chapUser?: string;
   /** HOST:PORT the hypervisors dial. */
   portal: string;
-  vm: string;
-  persist: boolean;
-  /** Every hypervisor the export serves, the first one the one it was made for. */
-  hypervisors: HypervisorPart[];
-  /** The stack (`apply -f`) that declared this export: apply removes it once no longer declared. */
-  stack?: string;
-  createdAt: string;
 }
 
-/** The fields each mode adds (the modes table, modes.ts, says what each mode does with them). */
-export type ModeFields =
+/** The fields each iSCSI mode adds (the modes table, modes.ts, says what each mode does with them). */
+export type IscsiModeFields =
   | { mode: 'pool'; pool: string; secretUsage?: string }
   | { mode: 'direct'; pool: string; secretUsage?: string }
   | { mode: 'network'; secretUsage?: string }
   | { mode: 'block' };
 
-export type ExportRecord = RecordBase & ModeFields;
+/** Native rbd: QEMU opens the image itself; the libvirt `ceph` secret holds the client's key. */
+export interface RbdModeFields {
+  mode: 'rbd';
+  secretUsage: string;
+  /** The cluster's monitors, HOST:PORT, as the disk lists them. */
+  monitors: string[];
+}
+
+export type ModeFields = IscsiModeFields | RbdModeFields;
+export type IscsiExportRecord = RecordBase & IscsiFields & IscsiModeFields;
+export type RbdExportRecord = RecordBase & RbdModeFields;
+export type ExportRecord = IscsiExportRecord | RbdExportRecord;
+
+/** The export goes through an iSCSI target (every mode but native rbd). */
+export const isIscsi = (r: ExportRecord): r is IscsiExportRecord => r.mode !== 'rbd';
+
+/** The record of an export through an iSCSI target: what the iSCSI builders take (the modes table calls them only for those). */
+export function asIscsi(r: ExportRecord): IscsiExportRecord {
+  if (!isIscsi(r)) throw new TypeError(`export ${r.name} is not served through an iSCSI target`);
+  return r;
+}
 
 /** The libvirt pool of the export, in the modes that have one. */
 export const recordPool = (r: ExportRecord): string | undefined => ('pool' in r ? r.pool : undefined);
@@ -130,26 +165,10 @@ export function parseRecord(file: string, text: string): ExportRecord {
   const name = checked('name', () => checkExportName(str('name')));
   const mode = str('mode');
   if (!(EXPORT_MODES as readonly string[]).includes(mode)) fail(`has mode ${JSON.stringify(mode)}, not one of ${EXPORT_MODES.join(', ')}`);
-  const backend = str('backend');
-  if (!(BACKEND_NAMES as readonly string[]).includes(backend)) fail(`has backend ${JSON.stringify(backend)}`);
-  const lun = r.lun;
-  if (!Number.isInteger(lun) || (lun as number) < 1 || (lun as number) > 16383) fail('has no LUN number (1 to 16383)');
   const sizeBytes = r.sizeBytes;
   if (!Number.isSafeInteger(sizeBytes) || (sizeBytes as number) < 0) fail('has no size');
-  const serial = str('serial');
-  if (!SERIAL.test(serial)) fail(`has serial ${JSON.stringify(serial)}, not 1 to 32 letters and digits`);
   const createdAt = str('createdAt');
   if (Number.isNaN(Date.parse(createdAt))) fail(`has createdAt ${JSON.stringify(createdAt)}, not a date`);
-  const bo = (r.backendOptions ?? {}) as Record<string, unknown>;
-  if (typeof bo !== 'object' || Array.isArray(bo)) fail('has bad backendOptions');
-  const backendOptions: RecordBase['backendOptions'] = {};
-  if (bo.controlPort !== undefined) {
-    if (!Number.isInteger(bo.controlPort) || (bo.controlPort as number) < 0 || (bo.controlPort as number) > 32767) fail('has a bad backendOptions.controlPort');
-    backendOptions.controlPort = bo.controlPort as number;
-  }
-  if (bo.confDir !== undefined) backendOptions.confDir = checked('backendOptions.confDir', () => checkAbsolutePath('conf dir', bo.confDir as string));
-  const chap = r.chapUser === undefined ? undefined : str('chapUser');
-  if (chap !== undefined && chap !== chapUser(name)) fail(`names CHAP user ${JSON.stringify(chap)}, not ${chapUser(name)}`);
   if (!Array.isArray(r.hypervisors) || r.hypervisors.length === 0) fail('names no hypervisor');
   const hypervisors = (r.hypervisors as unknown[]).map((h, i): HypervisorPart => {
     if (typeof h !== 'object' || h === null) return fail(`has a bad hypervisors[${i}]`);
@@ -164,21 +183,17 @@ export function parseRecord(file: string, text: string): ExportRecord {
   });
   const stack = r.stack === undefined ? undefined : str('stack');
   if (stack !== undefined && !STACK.test(stack)) fail(`names stack ${JSON.stringify(stack)}`);
+  const image = str('image');
+  const ceph = r.ceph === undefined ? undefined : checked('ceph', () => cephSettings(r.ceph));
   const base: RecordBase = {
     version: RECORD_VERSION,
     name,
-    image: checked('image', () => checkAbsolutePath('image', str('image'))),
+    image: checked('image', () => (isRbdRef(image) ? formatRbdRef(parseRbdRef(image)) : checkAbsolutePath('image', image))),
     sizeBytes: sizeBytes as number,
     cdrom: bool('cdrom'),
     readonly: bool('readonly'),
     storage: checked('storage', () => (parseHostUri(str('storage')), str('storage'))),
-    backend: backend as BackendName,
-    backendOptions,
-    target: checked('target', () => parseIscsiName(str('target'), 'target')),
-    lun: lun as number,
-    serial,
-    ...(chap !== undefined ? { chapUser: chap } : {}),
-    portal: checked('portal', () => formatPortal(parsePortal(str('portal')))),
+    ...(ceph ? { ceph } : {}),
     vm: checked('vm', () => checkDomainName(str('vm'))),
     persist: bool('persist'),
     hypervisors,
@@ -186,22 +201,65 @@ export function parseRecord(file: string, text: string): ExportRecord {
     createdAt,
   };
   // The pieces a record names are the ones its export name gives: never a target, pool or secret of someone else's.
-  if (!base.target.endsWith(`:${toIqnIdentifier(name)}`)) fail(`names target ${JSON.stringify(base.target)}, which is not one export ${name} makes (…:${toIqnIdentifier(name)})`);
-  const pool = r.pool === undefined ? undefined : str('pool');
   const usage = r.secretUsage === undefined ? undefined : str('secretUsage');
-  if (pool !== undefined && pool !== poolName(name)) fail(`names pool ${JSON.stringify(pool)}, not ${poolName(name)}`);
   if (usage !== undefined && usage !== secretUsage(name)) fail(`names libvirt secret ${JSON.stringify(usage)}, not ${secretUsage(name)}`);
+  if (mode === 'rbd') {
+    if (!isRbdRef(base.image)) fail(`has mode rbd but image ${JSON.stringify(base.image)} is not rbd:POOL/IMAGE`);
+    if (usage === undefined) fail('has mode rbd but no secretUsage');
+    if (!Array.isArray(r.monitors) || r.monitors.length === 0) fail('has mode rbd but no monitors');
+    const monitors = (r.monitors as unknown[]).map((m, i) => checked(`monitors[${i}]`, () => formatPortal(parsePortal(String(m)))));
+    return { ...base, mode: 'rbd', secretUsage: usage!, monitors };
+  }
+  const backend = str('backend');
+  if (!(BACKEND_NAMES as readonly string[]).includes(backend)) fail(`has backend ${JSON.stringify(backend)}`);
+  const lun = r.lun;
+  if (!Number.isInteger(lun) || (lun as number) < 1 || (lun as number) > 16383) fail('has no LUN number (1 to 16383)');
+  const serial = str('serial');
+  if (!SERIAL.test(serial)) fail(`has serial ${JSON.stringify(serial)}, not 1 to 32 letters and digits`);
+  const bo = (r.backendOptions ?? {}) as Record<string, unknown>;
+  if (typeof bo !== 'object' || Array.isArray(bo)) fail('has bad backendOptions');
+  const backendOptions: IscsiFields['backendOptions'] = {};
+  if (bo.controlPort !== undefined) {
+    if (!Number.isInteger(bo.controlPort) || (bo.controlPort as number) < 0 || (bo.controlPort as number) > 32767) fail('has a bad backendOptions.controlPort');
+    backendOptions.controlPort = bo.controlPort as number;
+  }
+  if (bo.confDir !== undefined) backendOptions.confDir = checked('backendOptions.confDir', () => checkAbsolutePath('conf dir', bo.confDir as string));
+  const chap = r.chapUser === undefined ? undefined : str('chapUser');
+  if (chap !== undefined && chap !== chapUser(name)) fail(`names CHAP user ${JSON.stringify(chap)}, not ${chapUser(name)}`);
+  const iscsi: IscsiFields = {
+    backend: backend as BackendName,
+    backendOptions,
+    target: checked('target', () => parseIscsiName(str('target'), 'target')),
+    lun: lun as number,
+    serial,
+    ...(chap !== undefined ? { chapUser: chap } : {}),
+    portal: checked('portal', () => formatPortal(parsePortal(str('portal')))),
+  };
+  if (!iscsi.target.endsWith(`:${toIqnIdentifier(name)}`)) fail(`names target ${JSON.stringify(iscsi.target)}, which is not one export ${name} makes (…:${toIqnIdentifier(name)})`);
+  const pool = r.pool === undefined ? undefined : str('pool');
+  if (pool !== undefined && pool !== poolName(name)) fail(`names pool ${JSON.stringify(pool)}, not ${poolName(name)}`);
   const secret = usage !== undefined ? { secretUsage: usage } : {};
-  switch (mode as ExportMode) {
+  switch (mode as Exclude<ExportMode, 'rbd'>) {
     case 'pool':
     case 'direct':
       if (pool === undefined) fail(`has mode ${mode} but no pool`);
-      return { ...base, mode: mode as 'pool' | 'direct', pool: pool!, ...secret };
+      return { ...base, ...iscsi, mode: mode as 'pool' | 'direct', pool: pool!, ...secret };
     case 'network':
-      return { ...base, mode: 'network', ...secret };
+      return { ...base, ...iscsi, mode: 'network', ...secret };
     case 'block':
-      return { ...base, mode: 'block' };
+      return { ...base, ...iscsi, mode: 'block' };
   }
+}
+
+function cephSettings(c: unknown): CephSettings {
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new Error('not an object');
+  const x = c as Record<string, unknown>;
+  const client = checkCephClient({
+    ...(x.conf !== undefined ? { conf: String(x.conf) } : {}),
+    ...(x.id !== undefined ? { id: String(x.id) } : {}),
+    ...(x.keyring !== undefined ? { keyring: String(x.keyring) } : {}),
+  });
+  return { ...(client.conf ? { conf: client.conf } : {}), ...(client.id ? { id: client.id } : {}), ...(client.keyring ? { keyring: client.keyring } : {}) };
 }
 
 function checkAttachment(a: unknown): Attachment {

@@ -10,7 +10,7 @@ import { hostName } from '../hypervisor/host.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
 import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from '../names/libvirt-uri.js';
 import { Virsh } from '../hypervisor/virsh.js';
-import { sameIqn } from '../names/iscsi-name.js';
+import { sameIqn, toIqnIdentifier } from '../names/iscsi-name.js';
 import { formatPortal, parsePortal, type Portal } from '../names/portal.js';
 import { checkAbsolutePath, checkDomainName } from '../names/values.js';
 import { parseHostUri } from '../runner/host-uri.js';
@@ -19,28 +19,52 @@ import type { Runner } from '../runner/types.js';
 import type { DaemonStatus, TargetBackend, TargetState } from '../storage/backend.js';
 import { createBackend, detectBackend, type BackendName, type BackendOptions } from '../storage/backends.js';
 import { checkServableImage, fileIdentities, type ImageInfo } from '../storage/image.js';
+import { checkCephClient, type CephClient } from '../storage/rbd/client.js';
+import type { CephMonitor } from '../storage/rbd/parse.js';
+import { Rbd } from '../storage/rbd/rbd.js';
+import { formatRbdRef, isRbdRef, parseRbdRef, rbdImageSpec, type RbdImageRef } from '../storage/rbd/ref.js';
 import { notInstalledError } from '../storage/tgt/tgtadm.js';
 import { readJournal, type JournalState } from './journal.js';
-import { AUTO_MODES, EXPORT_MODES, MODES, type ExportMode, type ModeEntry } from './modes.js';
+import { autoModes, EXPORT_MODES, MODES, type ExportMode, type ModeEntry } from './modes.js';
 import { chapUser, checkExportName, defaultExportName, exportTargetIqn, generatedInitiator, hostAuthority, looksLikeIso, newChapSecret, newSerial, poolName, secretUsage } from './names.js';
 import { probeHypervisor, type HypervisorFacts } from './probe.js';
-import { DEFAULT_HOST_RECORD_DIR, localStateDir, readRecord, type ExportRecord, type HypervisorPart, type ModeFields } from './records.js';
+import { DEFAULT_HOST_RECORD_DIR, isIscsi, localStateDir, readRecord, type CephSettings, type ExportRecord, type HypervisorPart, type IscsiModeFields, type ModeFields, type RbdModeFields } from './records.js';
 import type { ExportOptions } from './types.js';
 
 /** The LUN an export's image is served as (LUN 0 is the target's controller). */
 export const EXPORT_LUN = 1;
 
-export interface StorageFacts {
-  runner: Runner;
+/** The storage host's iSCSI side: its target software, and what it serves. */
+export interface IscsiStorage {
   backend: TargetBackend;
   backendName: BackendName;
   /** The target daemon answers. */
   running: boolean;
+  /** Every target the daemon serves (none when it is stopped). */
+  targets: TargetState[];
+}
+
+/** An rbd: image's cluster, as the storage host reaches it. */
+export interface CephStorage {
+  ref: RbdImageRef;
+  client: CephClient;
+  /** For native rbd: the monitors the disk lists, and the client's key for the libvirt secret. */
+  monitors?: CephMonitor[];
+  key?: string;
+}
+
+export interface StorageFacts {
+  runner: Runner;
   image: ImageInfo;
   hostname: string;
   record?: ExportRecord;
-  /** Every target the daemon serves (none when it is stopped). */
-  targets: TargetState[];
+  /** The target side, for every mode that goes through iSCSI. */
+  iscsi?: IscsiStorage;
+  /** For rbd: images. */
+  ceph?: CephStorage;
+  /** Why the iSCSI side or the native rbd side could not be asked (they matter only if the mode needs them). */
+  iscsiError?: unknown;
+  cephError?: unknown;
 }
 
 /** One hypervisor of the export, as the plan needs it. */
@@ -73,6 +97,8 @@ export interface ResolvedExport {
   /** The CHAP secret is new, so a libvirt secret already there must get the new value. */
   chapSecretIsNew: boolean;
   storage: StorageFacts;
+  /** The iSCSI side, for an export through a target (every mode but native rbd). */
+  iscsi?: IscsiStorage;
   hypervisors: HypervisorSide[];
   /** This machine (local records). */
   local: Runner;
@@ -126,7 +152,7 @@ function backendOptions(o: ExportOptions, name: string): BackendOptions {
   return b;
 }
 
-async function storageFacts(runner: Runner, o: ExportOptions, image: string, name: string, hostRecordDir: string): Promise<StorageFacts> {
+async function iscsiStorage(runner: Runner, o: ExportOptions, name: string): Promise<IscsiStorage> {
   const b = backendOptions(o, name);
   const named = o.backend !== undefined ? Promise.resolve(o.backend) : detectBackend(runner, b);
   const backend = named.then((n) => createBackend(n, runner, b));
@@ -136,35 +162,46 @@ async function storageFacts(runner: Runner, o: ExportOptions, image: string, nam
     (targets) => ({ targets }),
     (error: unknown) => ({ error }),
   );
-  const [info, hostname, backendName, record, status, shown] = await Promise.all([
-    checkServableImage(runner, image),
-    hostName(runner),
-    named,
-    readRecord(runner, hostRecordDir, name),
-    backend.then((be) => be.status()),
-    listed,
-  ]);
+  const [backendName, status, shown] = await Promise.all([named, backend.then((be) => be.status()), listed]);
   if (status === 'not-installed' && !(backendName === 'tgt' && o.install)) {
     throw backendName === 'tgt' ? notInstalledError(runner.host) : new PrerequisiteError(`${backendName} is not installed on ${runner.host}`);
   }
   const running = status === ('running' satisfies DaemonStatus);
   if (running && 'error' in shown) throw shown.error;
-  const targets = running && 'targets' in shown ? shown.targets : [];
-  return { runner, backend: await backend, backendName, running, image: info, hostname, ...(record ? { record } : {}), targets };
+  return { backend: await backend, backendName, running, targets: running && 'targets' in shown ? shown.targets : [] };
+}
+
+async function storageFacts(runner: Runner, o: ExportOptions, image: string, rbd: RbdImageRef | undefined, client: CephClient, name: string, hostRecordDir: string, native: boolean): Promise<StorageFacts> {
+  const settle = <T>(p: Promise<T>): Promise<{ ok: T } | { error: unknown }> => p.then((ok) => ({ ok }), (error: unknown) => ({ error }));
+  const cluster = rbd ? new Rbd(runner, client) : undefined;
+  const [info, hostname, record, iscsi, ceph] = await Promise.all([
+    rbd ? cluster!.require(rbd).then((i): ImageInfo => ({ path: formatRbdRef(rbd), kind: 'rbd', sizeBytes: i.sizeBytes, format: 'raw' })) : checkServableImage(runner, image),
+    hostName(runner),
+    readRecord(runner, hostRecordDir, name),
+    // For an rbd: image both ways are asked for: which one is used is known once the hypervisors are.
+    rbd && native ? settle(iscsiStorage(runner, o, name)) : iscsiStorage(runner, o, name).then((ok) => ({ ok })),
+    rbd && native ? settle(Promise.all([cluster!.monitors(), cluster!.clientKey()])) : Promise.resolve(undefined),
+  ]);
+  const out: StorageFacts = { runner, image: info, hostname, ...(record ? { record } : {}) };
+  if ('ok' in iscsi) out.iscsi = iscsi.ok;
+  else out.iscsiError = iscsi.error;
+  if (rbd) out.ceph = { ref: rbd, client };
+  if (ceph && 'ok' in ceph) Object.assign(out.ceph!, { monitors: ceph.ok[0], key: ceph.ok[1] });
+  else if (ceph) out.cephError = ceph.error;
+  return out;
 }
 
 /** Another target serving the same file (by path, or by device and inode) would corrupt it. */
-async function checkNotServed(s: StorageFacts, iqn: string): Promise<TargetState | undefined> {
-  const path = s.image.path;
+async function checkNotServed(storage: StorageFacts, s: IscsiStorage, path: string, iqn: string): Promise<TargetState | undefined> {
   const ours = s.targets.find((t) => sameIqn(t.iqn, iqn));
   const luns = s.targets.flatMap((t) => t.luns.map((l) => ({ t, l })));
-  const ids = luns.length > 0 ? await fileIdentities(s.runner, [...new Set([path, ...luns.map((x) => x.l.path)])]) : new Map<string, string>();
+  const ids = luns.length > 0 && storage.image.kind !== 'rbd' ? await fileIdentities(storage.runner, [...new Set([path, ...luns.map((x) => x.l.path)])]) : new Map<string, string>();
   const same = (p: string): boolean => p === path || (ids.get(path) !== undefined && ids.get(p) === ids.get(path));
   const other = luns.find((x) => x.t !== ours && same(x.l.path));
-  if (other) throw new ValidationError(`image ${show(path)} is already served by target ${other.t.iqn} as LUN ${other.l.lun} on ${s.runner.host}`, 'image');
+  if (other) throw new ValidationError(`image ${show(storage.image.path)} is already served by target ${other.t.iqn} as LUN ${other.l.lun} on ${storage.runner.host}`, 'image');
   if (ours && !ours.luns.some((l) => l.lun === EXPORT_LUN && same(l.path))) {
     const has = ours.luns.map((l) => `LUN ${l.lun} ${l.path}`).join(', ') || 'no LUN';
-    throw new ValidationError(`target ${ours.iqn} already exists on ${s.runner.host} and serves ${has}, not ${show(path)}; give another --name`, 'name');
+    throw new ValidationError(`target ${ours.iqn} already exists on ${storage.runner.host} and serves ${has}, not ${show(storage.image.path)}; give another --name`, 'name');
   }
   return ours;
 }
@@ -176,20 +213,22 @@ function defaultPortalHost(storage: string, hypervisors: readonly string[], stor
   return spec.kind === 'ssh' ? spec.host : storageHostname;
 }
 
-const CONFLICTING = ['image', 'vm', 'storage', 'mode', 'cdrom', 'readonly', 'portal', 'persist'] as const;
+const CONFLICTING = ['image', 'vm', 'storage', 'mode', 'cdrom', 'readonly', 'persist'] as const;
 type Conflicting = (typeof CONFLICTING)[number];
 
 /** What differs between an earlier run's record and this request; undefined when it is the same export. */
-function conflict(prior: ExportRecord, want: Pick<ExportRecord, Conflicting | 'chapUser'> & { hypervisors: string[] }): string | undefined {
+function conflict(prior: ExportRecord, want: Pick<ExportRecord, Conflicting> & { hypervisors: string[]; portal?: string; chapUser?: string }): string | undefined {
   for (const k of CONFLICTING) if (prior[k] !== want[k]) return `${k} ${show(prior[k])}, not ${show(want[k])}`;
-  if (!!prior.chapUser !== !!want.chapUser) return prior.chapUser ? 'CHAP on' : 'CHAP off';
+  const p = isIscsi(prior) ? prior : undefined;
+  if (p && want.portal !== undefined && p.portal !== want.portal) return `portal ${show(p.portal)}, not ${show(want.portal)}`;
+  if (!!p?.chapUser !== !!want.chapUser) return p?.chapUser ? 'CHAP on' : 'CHAP off';
   const had = prior.hypervisors.map((h) => h.uri);
   if (had.join('\n') !== want.hypervisors.join('\n')) return `hypervisors ${had.join(', ')}, not ${want.hypervisors.join(', ')}`;
   return undefined;
 }
 
 /** The mode every hypervisor can do: the one asked for (checked), else the earlier run's, else the best they all can. */
-function modeFor(asked: ExportMode | undefined, prior: ExportRecord | undefined, sides: ReadonlyArray<{ uri: string; facts: HypervisorFacts }>): ModeEntry {
+function modeFor(asked: ExportMode | undefined, prior: ExportRecord | undefined, sides: ReadonlyArray<{ uri: string; facts: HypervisorFacts }>, candidates: readonly ModeEntry[]): ModeEntry {
   const wanted = asked ?? prior?.mode;
   if (wanted !== undefined) {
     const m = MODES[wanted];
@@ -199,7 +238,7 @@ function modeFor(asked: ExportMode | undefined, prior: ExportRecord | undefined,
     }
     return m;
   }
-  const m = AUTO_MODES.find((c) => sides.every((h) => c.unavailable(h.facts, h.uri) === undefined));
+  const m = candidates.find((c) => sides.every((h) => c.unavailable(h.facts, h.uri) === undefined));
   if (!m) throw new PrerequisiteError(`no export mode works on every hypervisor (${sides.map((h) => h.uri).join(', ')})`);
   return m;
 }
@@ -211,9 +250,11 @@ function initiatorFor(mode: ModeEntry, f: HypervisorFacts, host: string): string
 }
 
 /** The mode's own fields of the record. */
-function modeFields(mode: ModeEntry, name: string, chap: boolean): ModeFields {
+function modeFields(mode: ModeEntry, name: string, chap: boolean, monitors: readonly CephMonitor[]): ModeFields {
   const secret = chap && mode.chapIn === 'libvirt-secret' ? { secretUsage: secretUsage(name) } : {};
   switch (mode.name) {
+    case 'rbd':
+      return { mode: 'rbd', secretUsage: secretUsage(name), monitors: monitors.map((m) => formatPortal(m)) };
     case 'pool':
     case 'direct':
       return { mode: mode.name, pool: poolName(name), ...secret };
@@ -229,20 +270,24 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
   parseHostUri(storageUri);
   const hvUris = hypervisorUris(o);
   const vm = checkDomainName(o.vm, '--vm');
-  const image = imagePath(o.image, storageUri);
-  const name = checkExportName(o.name ?? defaultExportName(image));
+  const rbd = isRbdRef(o.image) ? parseRbdRef(o.image) : undefined;
+  const image = rbd ? formatRbdRef(rbd) : imagePath(o.image, storageUri);
+  const client = checkCephClient(o.ceph ?? {});
+  const name = checkExportName(o.name ?? (rbd ? toIqnIdentifier(rbd.image) : defaultExportName(image)));
   const asked = checkMode(o.mode);
+  if (asked !== undefined && MODES[asked].transport === 'rbd' && !rbd) throw new ValidationError(`mode ${asked} serves rbd:POOL/IMAGE images only, not ${show(image)}`, 'mode');
   if (o.portal !== undefined) parsePortal(o.portal);
   const connect = checkLibvirtUri(o.connect ?? DEFAULT_LIBVIRT_URI, '--connect');
   const stateDir = checkAbsolutePath('state dir', o.stateDir ?? localStateDir());
   const hostRecordDir = checkAbsolutePath('--host-records', o.hostRecordDir ?? DEFAULT_HOST_RECORD_DIR, 'host-records');
   if (o.confDir !== undefined) checkAbsolutePath('--conf-dir', o.confDir, 'conf-dir');
-  const candidates = asked !== undefined ? [MODES[asked]] : AUTO_MODES;
+  const candidates = asked !== undefined ? [MODES[asked]] : autoModes(rbd !== undefined);
+  const native = candidates.some((m) => m.transport === 'rbd');
 
   const [storageRunner, local, ...hvRunners] = await Promise.all([session.runner(storageUri), session.runner('local'), ...hvUris.map((u) => session.runner(u))]);
   const virshes = hvRunners.map((r) => new Virsh(r, connect));
   const [storage, localRecord, journal, ...facts] = await Promise.all([
-    storageFacts(storageRunner, o, image, name, hostRecordDir),
+    storageFacts(storageRunner, o, image, rbd, client, name, hostRecordDir, native),
     readRecord(local, stateDir, name),
     session.dryRun ? Promise.resolve(undefined) : readJournal(stateDir, name),
     ...virshes.map((v) => probeHypervisor(v, vm, candidates)),
@@ -252,17 +297,25 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
   if (!sides.some((s) => s.facts.view)) {
     throw new ValidationError(`no domain ${show(vm)} on ${virshes.length === 1 ? virshes[0]!.where : `any of ${virshes.map((v) => v.where).join(', ')}`}`, 'vm');
   }
-  const mode = modeFor(asked, prior, sides);
+  const mode = modeFor(asked, prior, sides, candidates);
+  // What the mode needs of the storage host, now that it is known.
+  if (mode.transport === 'iscsi' && !storage.iscsi) throw storage.iscsiError;
+  if (mode.transport === 'rbd' && storage.cephError !== undefined) throw storage.cephError;
+  if (mode.transport === 'iscsi' && rbd && storage.iscsi!.backendName !== 'tgt') {
+    throw new PrerequisiteError(`rbd: images are served over iSCSI by tgt's rbd backing store (tgt-rbd), not by ${storage.iscsi!.backendName} on ${storageUri}; use --backend tgt, or --mode rbd`);
+  }
   const cdrom = o.cdrom ?? prior?.cdrom ?? looksLikeIso(image);
-  const chap = o.chap ?? (prior ? prior.chapUser !== undefined : false);
+  const priorIscsi = prior && isIscsi(prior) ? prior : undefined;
+  const chap = mode.transport === 'iscsi' && (o.chap ?? (priorIscsi ? priorIscsi.chapUser !== undefined : false));
+  if (mode.transport === 'rbd' && o.chap) throw new ValidationError('--chap is for iSCSI: native rbd authenticates with the cephx key (--ceph-id, --ceph-keyring)', 'chap');
 
-  const portalText = o.portal ?? prior?.portal ?? defaultPortalHost(storageUri, hvUris, storage.hostname);
-  const portalGiven = o.portal !== undefined || prior !== undefined ? parsePortal(portalText) : { host: portalText, port: 3260 };
-  const portals = await Promise.all(hvRunners.map((r) => new Iscsiadm(r).resolvePortal(portalGiven)));
+  const portalText = o.portal ?? priorIscsi?.portal ?? defaultPortalHost(storageUri, hvUris, storage.hostname);
+  const portalGiven = o.portal !== undefined || priorIscsi !== undefined ? parsePortal(portalText) : { host: portalText, port: 3260 };
+  const portals = mode.transport === 'iscsi' ? await Promise.all(hvRunners.map((r) => new Iscsiadm(r).resolvePortal(portalGiven))) : hvRunners.map(() => portalGiven);
   const initiators = sides.map((s) => prior?.hypervisors.find((h) => h.uri === s.uri)?.initiator ?? initiatorFor(mode, s.facts, s.uri));
   for (const [i, a] of initiators.entries()) {
     const j = initiators.findIndex((b) => sameIqn(a, b));
-    if (j !== i) throw new ValidationError(`hypervisors ${hvUris[j]} and ${hvUris[i]} both log in as ${a}; each needs its own initiator name (set InitiatorName in /etc/iscsi/initiatorname.iscsi)`, 'hypervisor');
+    if (j !== i && mode.transport === 'iscsi') throw new ValidationError(`hypervisors ${hvUris[j]} and ${hvUris[i]} both log in as ${a}; each needs its own initiator name (set InitiatorName in /etc/iscsi/initiatorname.iscsi)`, 'hypervisor');
   }
   const wanted = {
     image,
@@ -272,7 +325,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
     mode: mode.name,
     cdrom,
     readonly: cdrom || (o.readonly ?? prior?.readonly ?? false),
-    portal: formatPortal(portals[0]!),
+    portal: mode.transport === 'iscsi' ? formatPortal(portals[0]!) : undefined,
     persist: o.persist ?? prior?.persist ?? true,
     ...(chap ? { chapUser: chapUser(name) } : {}),
   };
@@ -286,33 +339,45 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
     }
   }
   const stack = o.stack ?? prior?.stack;
-  const iqn = prior?.target ?? exportTargetIqn(hostAuthority(storage.hostname), name, o.now);
-  const target = await checkNotServed(storage, iqn);
   const hypervisors: HypervisorPart[] = sides.map((s, i) => ({ uri: s.uri, connect, initiator: initiators[i]! }));
-  const record: ExportRecord = {
-    version: 2,
+  const ceph = rbd ? cephSettingsOf(client) : undefined;
+  const base = {
+    version: 2 as const,
     name,
     image,
     sizeBytes: storage.image.sizeBytes,
     cdrom,
     readonly: wanted.readonly,
     storage: storageUri,
-    backend: storage.backendName,
-    backendOptions: { ...(o.controlPort !== undefined ? { controlPort: o.controlPort } : {}), ...(o.confDir !== undefined ? { confDir: o.confDir } : {}) },
-    target: iqn,
-    lun: EXPORT_LUN,
-    serial: prior?.serial ?? target?.luns.find((l) => l.lun === EXPORT_LUN)?.serial ?? newSerial(),
-    ...(chap ? { chapUser: chapUser(name) } : {}),
-    portal: wanted.portal,
+    ...(ceph ? { ceph } : {}),
     vm,
     persist: wanted.persist,
     hypervisors,
     ...(stack !== undefined ? { stack } : {}),
     createdAt: prior?.createdAt ?? (o.now ?? new Date()).toISOString(),
-    ...modeFields(mode, name, chap),
   };
+  let record: ExportRecord;
+  let target: TargetState | undefined;
   let chapSecret: string | undefined;
-  if (chap) chapSecret = target ? await storage.backend.storedChapSecret(iqn, record.chapUser!) : newChapSecret();
+  const iscsi = mode.transport === 'iscsi' ? storage.iscsi! : undefined;
+  if (iscsi) {
+    const iqn = priorIscsi?.target ?? exportTargetIqn(hostAuthority(storage.hostname), name, o.now);
+    target = await checkNotServed(storage, iscsi, lunPath(image, rbd), iqn);
+    record = {
+      ...base,
+      backend: iscsi.backendName,
+      backendOptions: { ...(o.controlPort !== undefined ? { controlPort: o.controlPort } : {}), ...(o.confDir !== undefined ? { confDir: o.confDir } : {}) },
+      target: iqn,
+      lun: EXPORT_LUN,
+      serial: priorIscsi?.serial ?? target?.luns.find((l) => l.lun === EXPORT_LUN)?.serial ?? newSerial(),
+      ...(chap ? { chapUser: chapUser(name) } : {}),
+      portal: wanted.portal!,
+      ...(modeFields(mode, name, chap, []) as IscsiModeFields),
+    };
+    if (chap) chapSecret = target ? await iscsi.backend.storedChapSecret(iqn, chapUser(name)) : newChapSecret();
+  } else {
+    record = { ...base, ...(modeFields(mode, name, false, storage.ceph!.monitors ?? []) as RbdModeFields) };
+  }
   return {
     record,
     mode,
@@ -323,6 +388,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
     ...(chapSecret !== undefined ? { chapSecret } : {}),
     chapSecretIsNew: chap && !target,
     storage,
+    ...(iscsi ? { iscsi } : {}),
     hypervisors: sides.map((s, i) => ({
       uri: s.uri,
       runner: hvRunners[i]!,
@@ -339,3 +405,11 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
   };
 }
 
+/** The LUN's path as the target serves it: the file, or POOL/IMAGE of an rbd: image. */
+export function lunPath(image: string, rbd: RbdImageRef | undefined): string {
+  return rbd ? rbdImageSpec(rbd) : image;
+}
+
+function cephSettingsOf(c: CephClient): CephSettings {
+  return { ...(c.conf ? { conf: c.conf } : {}), ...(c.id ? { id: c.id } : {}), ...(c.keyring ? { keyring: c.keyring } : {}) };
+}

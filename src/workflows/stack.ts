@@ -18,7 +18,7 @@ import { formatPortal, parsePortal } from '../names/portal.js';
 import { runPlan, type PlanEvent, type Step } from '../plan/plan.js';
 import type { Runner } from '../runner/types.js';
 import { exportImage } from './export.js';
-import { DEFAULT_HOST_RECORD_DIR, listRecords, localStateDir, readRecord, type ExportRecord } from './records.js';
+import { DEFAULT_HOST_RECORD_DIR, isIscsi, listRecords, localStateDir, readRecord, type ExportRecord } from './records.js';
 import { readPoolSecret, type StackExport, type StackExportSettings, type StackPool, type StackSpec } from './stack-file.js';
 import type { WorkflowHooks } from './types.js';
 import { unexportImage } from './unexport.js';
@@ -154,17 +154,18 @@ async function differences(c: Context, r: ExportRecord, s: StackExportSettings):
   cmp('connect', r.hypervisors[0]!.connect, s.connect);
   cmp('cdrom', r.cdrom, s.cdrom);
   cmp('readonly', r.readonly, s.readonly);
-  cmp('chap', r.chapUser !== undefined, s.chap);
+  const t = isIscsi(r) ? r : undefined;
+  cmp('chap', t?.chapUser !== undefined, s.chap);
   cmp('persist', r.persist, s.persist);
   // Not declared: the earlier run's choice stands, as it does for `export`.
   if (s.mode !== undefined) cmp('mode', r.mode, s.mode);
-  if (s.backend !== undefined) cmp('backend', r.backend, s.backend);
-  if (s.controlPort !== undefined) cmp('control-port', r.backendOptions.controlPort, s.controlPort);
-  if (s.confDir !== undefined) cmp('conf-dir', r.backendOptions.confDir, s.confDir);
-  if (s.portal !== undefined) {
+  if (s.backend !== undefined) cmp('backend', t?.backend, s.backend);
+  if (s.controlPort !== undefined) cmp('control-port', t?.backendOptions.controlPort, s.controlPort);
+  if (s.confDir !== undefined) cmp('conf-dir', t?.backendOptions.confDir, s.confDir);
+  if (s.portal !== undefined && t) {
     // The record holds the address the hypervisor dials: a host name is resolved there first.
     const hv = await c.session.runner(s.hypervisor);
-    cmp('portal', r.portal, formatPortal(await new Iscsiadm(hv).resolvePortal(parsePortal(s.portal))));
+    cmp('portal', t.portal, formatPortal(await new Iscsiadm(hv).resolvePortal(parsePortal(s.portal))));
   }
   return out;
 }

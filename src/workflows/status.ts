@@ -18,7 +18,9 @@ import { markOf, undoCommand } from './export.js';
 import { listJournals, stillRunning, type JournalState } from './journal.js';
 import { modeOf } from './modes.js';
 import { viewIfThere } from './probe.js';
-import { DEFAULT_HOST_RECORD_DIR, listRecords, localStateDir, recordPool, type ExportRecord } from './records.js';
+import { Rbd } from '../storage/rbd/rbd.js';
+import { formatRbdRef, isRbdRef, parseRbdRef, rbdImageSpec } from '../storage/rbd/ref.js';
+import { DEFAULT_HOST_RECORD_DIR, isIscsi, listRecords, localStateDir, recordPool, type ExportRecord, type IscsiExportRecord } from './records.js';
 import type { RecordDirs } from './types.js';
 import { diskHealth, findOurs, type Health } from './visibility.js';
 
@@ -56,6 +58,14 @@ export interface HypervisorStatus {
   persistent?: boolean;
 }
 
+/** An rbd: image as its cluster sees it. */
+export interface RbdStatus {
+  image: string;
+  sizeBytes: number;
+  /** The clients that have it open (QEMU, tgtd): their addresses. */
+  watchers: string[];
+}
+
 export interface ExportStatus {
   name: string;
   /** ok: every piece there; degraded: some are not; interrupted: a run was killed half-way. */
@@ -63,10 +73,13 @@ export interface ExportStatus {
   image: string;
   sizeBytes: number;
   storage: string;
-  backend: string;
-  target: string;
-  lun: number;
-  portal: string;
+  /** The iSCSI target (every mode but native rbd). */
+  backend?: string;
+  target?: string;
+  lun?: number;
+  portal?: string;
+  /** For rbd: images (native rbd mode): the image in its cluster. */
+  rbd?: RbdStatus;
   /** The first hypervisor (all of them: `hypervisors`). */
   hypervisor: string;
   hypervisors: HypervisorStatus[];
@@ -110,7 +123,7 @@ export interface StatusReport {
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
 
 /** What the storage host says: the target as the backend shows it. */
-async function storageView(session: Session, r: ExportRecord, problems: string[]): Promise<TargetState | null | undefined> {
+async function storageView(session: Session, r: IscsiExportRecord, problems: string[]): Promise<TargetState | null | undefined> {
   try {
     const runner = await session.runner(r.storage);
     return (await createBackend(r.backend, runner, r.backendOptions).show(r.target)) ?? null;
@@ -120,14 +133,29 @@ async function storageView(session: Session, r: ExportRecord, problems: string[]
   }
 }
 
-async function hypervisorView(session: Session, r: ExportRecord, i: number, t: TargetState | null | undefined, problems: string[]): Promise<HypervisorStatus> {
+/** An rbd: image as its cluster sees it, from the storage host: its size and who has it open. */
+async function rbdView(session: Session, r: ExportRecord, problems: string[]): Promise<RbdStatus | null | undefined> {
+  const ref = parseRbdRef(r.image);
+  try {
+    const cluster = new Rbd(await session.runner(r.storage), r.ceph ?? {});
+    const info = await cluster.info(ref);
+    if (!info) return null;
+    const watchers = await cluster.watchers(ref);
+    return { image: formatRbdRef(ref), sizeBytes: info.sizeBytes, watchers: watchers.map((w) => w.address) };
+  } catch (e) {
+    problems.push(`Ceph cluster of ${r.image} (from ${r.storage}): ${message(e)}`);
+    return undefined;
+  }
+}
+
+async function hypervisorView(session: Session, r: ExportRecord, i: number, t: Pick<TargetState, 'sessions'> | null | undefined, problems: string[]): Promise<HypervisorStatus> {
   const part = r.hypervisors[i]!;
   const m = modeOf(r);
   const out: HypervisorStatus = { uri: part.uri, initiator: part.initiator, running: false, defined: false, pool: 'unknown', volume: 'unknown', disk: 'unknown', session: 'unknown' };
   try {
     const runner = await session.runner(part.uri);
     const virsh = new Virsh(runner, part.connect);
-    const portal = await new Iscsiadm(runner).resolvePortal(parsePortal(r.portal));
+    const portal = isIscsi(r) ? await new Iscsiadm(runner).resolvePortal(parsePortal(r.portal)) : { host: '', port: 0 };
     const [seen, view] = await Promise.all([m.inspect(virsh, r, portal), viewIfThere(virsh, r.vm)]);
     out.pool = seen.pool;
     out.volume = seen.volume;
@@ -145,7 +173,9 @@ async function hypervisorView(session: Session, r: ExportRecord, i: number, t: T
   }
   // Who logs in: the host's open-iscsi always; QEMU while the VM runs here with the disk.
   const expected = m.session === 'host' || (out.running && out.disk === 'ok');
-  if (t) {
+  if (!isIscsi(r)) {
+    out.session = 'n/a'; // librbd's watchers are shown with the image
+  } else if (t) {
     const has = t.sessions.some((s) => sameIqn(s.initiator, part.initiator));
     out.session = has ? 'ok' : expected ? 'missing' : 'n/a';
     if (out.session === 'missing') problems.push(`no session from ${part.initiator} (${part.uri}) on ${r.target}`);
@@ -161,25 +191,26 @@ function worst(hs: Health[]): Health {
   return 'n/a';
 }
 
-async function statusOf(session: Session, r: ExportRecord, records: ExportStatus['records'], journal: JournalState | undefined, hostRecordDir?: string): Promise<ExportStatus> {
-  const problems: string[] = [];
-  const t = await storageView(session, r, problems);
-  const hvs = await Promise.all(r.hypervisors.map((_, i) => hypervisorView(session, r, i, t, problems)));
-  const lun = t?.luns.find((l) => l.lun === r.lun);
-  const missingAcl = t ? r.hypervisors.filter((h) => !t.acls.some((a) => sameIqn(a, h.initiator))) : [];
+/** Native rbd: the image and the disks; no target, LUN, ACL or iSCSI session. */
+async function rbdStatusOf(session: Session, r: ExportRecord, problems: string[]): Promise<{ health: ExportHealth; hvs: HypervisorStatus[]; rbd?: RbdStatus }> {
+  const img = await rbdView(session, r, problems);
+  const hvs = await Promise.all(r.hypervisors.map((_, i) => hypervisorView(session, r, i, undefined, problems)));
+  if (img === null) problems.push(`RBD image ${r.image} is not in its cluster any more`);
   const health: ExportHealth = {
-    target: t === undefined ? 'unknown' : t === null ? 'missing' : 'ok',
-    lun: !t ? (t === undefined ? 'unknown' : 'missing') : !lun ? 'missing' : lun.path !== r.image || (lun.serial !== undefined && lun.serial !== r.serial) ? 'wrong' : 'ok',
-    acl: !t ? (t === undefined ? 'unknown' : 'missing') : missingAcl.length === 0 ? 'ok' : 'missing',
+    target: img === undefined ? 'unknown' : img === null ? 'missing' : 'ok',
+    lun: 'n/a',
+    acl: 'n/a',
     pool: worst(hvs.map((h) => h.pool)),
     volume: worst(hvs.map((h) => h.volume)),
     disk: worst(hvs.map((h) => h.disk)),
-    session: worst(hvs.map((h) => h.session)),
+    session: 'n/a',
   };
-  if (t === null) problems.push(`target ${r.target} is not on ${r.storage}`);
-  if (health.lun === 'wrong') problems.push(`LUN ${r.lun} serves ${lun!.path} (serial ${lun!.serial ?? 'none'}), not ${r.image} (serial ${r.serial})`);
-  if (t && health.lun === 'missing') problems.push(`target ${r.target} has no LUN ${r.lun}`);
-  for (const h of missingAcl) problems.push(`target ${r.target} does not allow ${h.initiator} (${h.uri})`);
+  return { health, hvs, ...(img ? { rbd: img } : {}) };
+}
+
+async function statusOf(session: Session, r: ExportRecord, records: ExportStatus['records'], journal: JournalState | undefined, hostRecordDir?: string): Promise<ExportStatus> {
+  const problems: string[] = [];
+  const { health, hvs, t, rbd } = isIscsi(r) ? await iscsiStatusOf(session, r, problems) : { ...(await rbdStatusOf(session, r, problems)), t: undefined };
   const here = hvs.find((h) => h.running) ?? hvs.find((h) => h.dev !== undefined);
   const healthy = Object.values(health).every((h) => h === 'ok' || h === 'n/a');
   const busy = journal !== undefined && stillRunning(journal);
@@ -194,10 +225,8 @@ async function statusOf(session: Session, r: ExportRecord, records: ExportStatus
     image: r.image,
     sizeBytes: r.sizeBytes,
     storage: r.storage,
-    backend: r.backend,
-    target: r.target,
-    lun: r.lun,
-    portal: r.portal,
+    ...(isIscsi(r) ? { backend: r.backend, target: r.target, lun: r.lun, portal: r.portal } : {}),
+    ...(rbd ? { rbd } : {}),
     hypervisor: r.hypervisors[0]!.uri,
     hypervisors: hvs,
     ...(hvs.find((h) => h.running) ? { runningOn: hvs.find((h) => h.running)!.uri } : {}),
@@ -213,6 +242,28 @@ async function statusOf(session: Session, r: ExportRecord, records: ExportStatus
     records,
     ...(journal && !busy ? { fix: `${undoCommand(r, hostRecordDir)}   (or run the same export again to finish it)` } : {}),
   };
+}
+
+async function iscsiStatusOf(session: Session, r: IscsiExportRecord, problems: string[]): Promise<{ health: ExportHealth; hvs: HypervisorStatus[]; t: TargetState | null | undefined; rbd?: RbdStatus }> {
+  const t = await storageView(session, r, problems);
+  const hvs = await Promise.all(r.hypervisors.map((_, i) => hypervisorView(session, r, i, t, problems)));
+  const lun = t?.luns.find((l) => l.lun === r.lun);
+  const missingAcl = t ? r.hypervisors.filter((h) => !t.acls.some((a) => sameIqn(a, h.initiator))) : [];
+  const served = isRbdRef(r.image) ? rbdImageSpec(parseRbdRef(r.image)) : r.image;
+  const health: ExportHealth = {
+    target: t === undefined ? 'unknown' : t === null ? 'missing' : 'ok',
+    lun: !t ? (t === undefined ? 'unknown' : 'missing') : !lun ? 'missing' : lun.path !== served || (lun.serial !== undefined && lun.serial !== r.serial) ? 'wrong' : 'ok',
+    acl: !t ? (t === undefined ? 'unknown' : 'missing') : missingAcl.length === 0 ? 'ok' : 'missing',
+    pool: worst(hvs.map((h) => h.pool)),
+    volume: worst(hvs.map((h) => h.volume)),
+    disk: worst(hvs.map((h) => h.disk)),
+    session: worst(hvs.map((h) => h.session)),
+  };
+  if (t === null) problems.push(`target ${r.target} is not on ${r.storage}`);
+  if (health.lun === 'wrong') problems.push(`LUN ${r.lun} serves ${lun!.path} (serial ${lun!.serial ?? 'none'}), not ${served} (serial ${r.serial})`);
+  if (t && health.lun === 'missing') problems.push(`target ${r.target} has no LUN ${r.lun}`);
+  for (const h of missingAcl) problems.push(`target ${r.target} does not allow ${h.initiator} (${h.uri})`);
+  return { health, hvs, t };
 }
 
 /** Every export known here (and on `o.storage`), sorted by name, each looked at on its hosts in parallel. */

@@ -18,7 +18,7 @@ import { buildController } from '../xml/domain.js';
 import { removeJournal, type JournalState } from './journal.js';
 import { modeOf } from './modes.js';
 import { viewIfThere } from './probe.js';
-import { recordPath, recordPool, recordSecretUsage, removeRecord, type ExportRecord, type HypervisorPart } from './records.js';
+import { isIscsi, recordPath, recordPool, recordSecretUsage, removeRecord, type ExportRecord, type HypervisorPart, type IscsiExportRecord } from './records.js';
 import type { WorkflowStep } from './types.js';
 
 /** The target is neither live nor in the backend's configuration. */
@@ -55,7 +55,7 @@ async function sessionsEnd(backend: TargetBackend, iqn: string, waitMs: number, 
  * export made the target, so it goes even when the backend's own record of it was never
  * written (a run killed half-way).
  */
-export function deleteTargetStep(backend: TargetBackend, r: ExportRecord, o: { force: boolean; waitMs: number; signal?: AbortSignal }): WorkflowStep {
+export function deleteTargetStep(backend: TargetBackend, r: IscsiExportRecord, o: { force: boolean; waitMs: number; signal?: AbortSignal }): WorkflowStep {
   return {
     id: 'target',
     host: r.storage,
@@ -81,7 +81,8 @@ export interface HypervisorReach {
 export interface TeardownContext {
   record: ExportRecord;
   hypervisors: HypervisorReach[];
-  backend: TargetBackend;
+  /** The storage host's target software (every export but native rbd). */
+  backend?: TargetBackend;
   storage: Runner;
   local: Runner;
   mark: DiskMark;
@@ -115,18 +116,19 @@ export async function gatherTeardown(c: TeardownContext): Promise<TeardownFacts>
   const pool = recordPool(r);
   const usage = recordSecretUsage(r);
   const reachable = c.hypervisors.filter((h) => h.virsh);
+  const secretType = isIscsi(r) ? 'iscsi' : 'ceph';
   const [hv, gone, storageRecord, localRecord] = await Promise.all([
     Promise.all(
       reachable.map(async (h): Promise<[string, HypervisorFacts]> => {
         const [view, p, secret] = await Promise.all([
           viewIfThere(h.virsh!, r.vm),
           pool ? h.virsh!.poolInfo(pool) : Promise.resolve(undefined),
-          usage ? h.virsh!.secretByUsage(usage) : Promise.resolve(undefined),
+          usage ? h.virsh!.secretByUsage(usage, secretType) : Promise.resolve(undefined),
         ]);
         return [h.part.uri, { ...(view ? { view } : {}), ...(p ? { pool: p } : {}), ...(secret ? { secret } : {}) }];
       }),
     ),
-    targetGone(c.backend, r.target),
+    c.backend && isIscsi(r) ? targetGone(c.backend, r.target) : Promise.resolve(true),
     c.storage.readFile(recordPath(c.hostRecordDir, r.name)),
     c.local.readFile(recordPath(c.stateDir, r.name)),
   ]);
@@ -170,7 +172,7 @@ function hypervisorTeardown(c: TeardownContext, h: HypervisorReach, f: Hyperviso
   }
   for (const s of modeOf(r).teardown(virsh, r, h.portal!, { pool: f.pool })) steps.push({ ...s, id: s.id ?? 'step' });
   const usage = recordSecretUsage(r);
-  if (usage) steps.push({ ...secretDeleteStep(virsh, usage, f.secret ? { uuid: f.secret.uuid } : null), id: 'secret' });
+  if (usage) steps.push({ ...secretDeleteStep(virsh, usage, f.secret ? { uuid: f.secret.uuid } : null, isIscsi(r) ? 'iscsi' : 'ceph'), id: 'secret' });
   return steps;
 }
 
@@ -188,9 +190,11 @@ export function teardownSteps(c: TeardownContext, f: TeardownFacts): WorkflowSte
   if (unreachable.length > 0 && !c.force) return steps;
   // A dry run only recorded the detach: the VM's session stays, so there is nothing to wait for.
   const dryRun = c.storage.dryRun === true;
-  const target = deleteTargetStep(c.backend, r, { force: c.force, waitMs: dryRun ? 0 : (c.sessionWaitMs ?? 15_000), ...(c.signal ? { signal: c.signal } : {}) });
+  if (c.backend && isIscsi(r)) {
+    const target = deleteTargetStep(c.backend, r, { force: c.force, waitMs: dryRun ? 0 : (c.sessionWaitMs ?? 15_000), ...(c.signal ? { signal: c.signal } : {}) });
+    steps.push({ ...target, check: async () => f.targetGone });
+  }
   steps.push(
-    { ...target, check: async () => f.targetGone },
     {
       id: 'storage-record',
       host: c.storage.host,

@@ -41,6 +41,8 @@ export interface ExportOptions extends RecordDirs {
   chap?: boolean;
   /** false: attach to the running domain only (--no-persist). Default true. */
   persist?: boolean;
+  /** For rbd:POOL/IMAGE images: how the storage host reaches the cluster (conf, client id, keyring). */
+  ceph?: { conf?: string; id?: string; keyring?: string };
   /** Target software; default: detected on the storage host. */
   backend?: BackendName;
   /** tgt: a private tgtd's control port (and it listens on `portal` when virt-iscsi starts it). */

@@ -18,7 +18,7 @@ import { markOf } from './export.js';
 import { readJournal } from './journal.js';
 import { modeOf } from './modes.js';
 import { checkExportName } from './names.js';
-import { DEFAULT_HOST_RECORD_DIR, localStateDir, readRecord, recordPool, writeRecord, type ExportRecord } from './records.js';
+import { DEFAULT_HOST_RECORD_DIR, isIscsi, localStateDir, readRecord, recordPool, recordSecretUsage, writeRecord, type ExportRecord } from './records.js';
 import { gatherTeardown, teardownSteps, type HypervisorReach, type TeardownContext } from './teardown.js';
 import type { RecordDirs, WorkflowStep } from './types.js';
 
@@ -71,8 +71,8 @@ function piecesOf(r: ExportRecord, uri: string): string[] {
   return [
     ...(part?.attachment || r.hypervisors.length === 1 ? [`the disk of domain ${r.vm}`] : []),
     ...(recordPool(r) ? [`pool ${recordPool(r)}`] : []),
-    ...(m.hostLogin && !m.pool ? [`the session and node record of ${r.target}`] : []),
-    ...(r.chapUser && m.chapIn === 'libvirt-secret' ? ['its CHAP libvirt secret'] : []),
+    ...(isIscsi(r) && m.hostLogin && !m.pool ? [`the session and node record of ${r.target}`] : []),
+    ...(recordSecretUsage(r) ? [`libvirt secret ${recordSecretUsage(r)}`] : []),
   ];
 }
 
@@ -95,19 +95,21 @@ export async function unexportImage(session: Session, o: UnexportOptions): Promi
       try {
         const runner = await session.runner(part.uri);
         const virsh = new Virsh(runner, o.connect ?? part.connect);
-        const portal = await new Iscsiadm(runner).resolvePortal(parsePortal(record.portal));
-        return { part, virsh, portal };
+        const portal = isIscsi(record) ? await new Iscsiadm(runner).resolvePortal(parsePortal(record.portal)) : undefined;
+        return { part, virsh, ...(portal ? { portal } : {}) };
       } catch (e) {
         if (!(e instanceof ConnectError)) throw e;
         return { part, error: e.message };
       }
     }),
   );
-  const backend = createBackend(record.backend, storage, { ...record.backendOptions, signal: o.signal, lockOwner: `unexport ${name}`, lockTimeoutMs: o.lockTimeoutMs });
+  const backend = isIscsi(record)
+    ? createBackend(record.backend, storage, { ...record.backendOptions, signal: o.signal, lockOwner: `unexport ${name}`, lockTimeoutMs: o.lockTimeoutMs })
+    : undefined;
   const context: TeardownContext = {
     record,
     hypervisors,
-    backend,
+    ...(backend ? { backend } : {}),
     storage,
     local,
     mark: markOf(record),

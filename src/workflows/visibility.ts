@@ -18,7 +18,10 @@ import type { Portal } from '../names/portal.js';
 import type { Step } from '../plan/plan.js';
 import type { DiskSource } from '../xml/disk.js';
 import { poolDef, type PoolDef, type PoolType } from '../xml/pool.js';
-import { recordPool, recordSecretUsage, type ExportRecord } from './records.js';
+import { parsePortal } from '../names/portal.js';
+import { DEFAULT_CEPH_ID } from '../storage/rbd/client.js';
+import { parseRbdRef, rbdImageSpec } from '../storage/rbd/ref.js';
+import { asIscsi, recordPool, recordSecretUsage, type ExportRecord, type IscsiExportRecord, type RbdExportRecord } from './records.js';
 
 /** Filled in as the steps run: what the disk will point at. */
 export interface SourceSlot {
@@ -42,14 +45,14 @@ export interface VisibilityContext {
 }
 
 /** QEMU logs in itself, with the hypervisor's initiator name and, with CHAP, the libvirt secret. */
-export function networkSource(r: ExportRecord, portal: Portal, initiator: string): DiskSource {
+export function networkSource(r: IscsiExportRecord, portal: Portal, initiator: string): DiskSource {
   const source: DiskSource = { type: 'network', protocol: 'iscsi', target: r.target, lun: r.lun, hosts: [{ name: portal.host, port: portal.port }], initiator };
   const usage = recordSecretUsage(r);
   if (usage && r.chapUser) source.auth = { username: r.chapUser, secret: { usage } };
   return source;
 }
 
-export function exportPoolDef(r: ExportRecord, type: PoolType, portal: Portal, initiator: string): PoolDef {
+export function exportPoolDef(r: IscsiExportRecord, type: PoolType, portal: Portal, initiator: string): PoolDef {
   const usage = recordSecretUsage(r);
   return poolDef({
     type,
@@ -67,7 +70,7 @@ export function exportPoolDef(r: ExportRecord, type: PoolType, portal: Portal, i
 /** A pool holds the LUN: its volume is a block device (iscsi) or a pool volume (iscsi-direct). */
 export function poolVisibility(type: PoolType): (c: VisibilityContext) => Step[] {
   return (c) => {
-    const r = c.record;
+    const r = asIscsi(c.record);
     const def = exportPoolDef(r, type, c.portal, c.initiator);
     return poolSteps(c.virsh, def, {
       autostart: r.persist,
@@ -88,7 +91,7 @@ export function poolVisibility(type: PoolType): (c: VisibilityContext) => Step[]
 
 /** The host's open-iscsi logs in without a pool; the disk is the by-path device. */
 export function loginVisibility(c: VisibilityContext): Step[] {
-  const r = c.record;
+  const r = asIscsi(c.record);
   return loginSteps(new Iscsiadm(c.virsh.runner), {
     target: r.target,
     portal: c.portal,
@@ -102,7 +105,27 @@ export function loginVisibility(c: VisibilityContext): Step[] {
 
 /** Nothing to make: QEMU logs in when the disk is attached. */
 export function networkVisibility(c: VisibilityContext): Step[] {
-  c.slot.source = networkSource(c.record, c.portal, c.initiator);
+  c.slot.source = networkSource(asIscsi(c.record), c.portal, c.initiator);
+  return [];
+}
+
+/** QEMU opens the RBD image itself, with the cluster's monitors and the client's key from the libvirt `ceph` secret. */
+export function rbdSource(r: RbdExportRecord): DiskSource {
+  return {
+    type: 'network',
+    protocol: 'rbd',
+    name: rbdImageSpec(parseRbdRef(r.image)),
+    hosts: r.monitors.map((m) => {
+      const p = parsePortal(m);
+      return { name: p.host, port: p.port };
+    }),
+    auth: { username: r.ceph?.id ?? DEFAULT_CEPH_ID, secret: { usage: r.secretUsage } },
+  };
+}
+
+/** Nothing to make before the attach (the secret comes first, as for CHAP). */
+export function rbdVisibility(c: VisibilityContext): Step[] {
+  c.slot.source = rbdSource(c.record as RbdExportRecord);
   return [];
 }
 
@@ -114,7 +137,8 @@ export interface HypervisorLeftovers {
 }
 
 export function poolTeardown(type: PoolType): (virsh: Virsh, r: ExportRecord, portal: Portal, f: HypervisorLeftovers) => Step[] {
-  return (virsh, r, portal, f) => {
+  return (virsh, record, portal, f) => {
+    const r = asIscsi(record);
     const name = recordPool(r)!;
     const host = virsh.runner.host;
     const steps: Step[] = [
@@ -146,7 +170,7 @@ export function poolTeardown(type: PoolType): (virsh: Virsh, r: ExportRecord, po
 }
 
 export function logoutTeardown(virsh: Virsh, r: ExportRecord, portal: Portal): Step[] {
-  return logoutSteps(new Iscsiadm(virsh.runner), { target: r.target, portal });
+  return logoutSteps(new Iscsiadm(virsh.runner), { target: asIscsi(r).target, portal });
 }
 
 export const noTeardown = (): Step[] => [];
@@ -162,7 +186,8 @@ export interface VisibilityHealth {
   problems: string[];
 }
 
-export async function inspectPool(virsh: Virsh, r: ExportRecord): Promise<VisibilityHealth> {
+export async function inspectPool(virsh: Virsh, record: ExportRecord): Promise<VisibilityHealth> {
+  const r = asIscsi(record);
   const name = recordPool(r)!;
   const info = await virsh.poolInfo(name);
   const pool: Health = info === undefined ? 'missing' : info.state === 'running' ? 'ok' : 'inactive';
@@ -176,7 +201,8 @@ export async function inspectPool(virsh: Virsh, r: ExportRecord): Promise<Visibi
   return { pool, volume, problems };
 }
 
-export async function inspectDevice(virsh: Virsh, r: ExportRecord, portal: Portal): Promise<VisibilityHealth> {
+export async function inspectDevice(virsh: Virsh, record: ExportRecord, portal: Portal): Promise<VisibilityHealth> {
+  const r = asIscsi(record);
   const dev = byPathFor(portal, r.target, r.lun);
   const there = await isBlockDevice(virsh.runner, dev);
   return { pool: 'n/a', volume: there ? 'ok' : 'missing', problems: there ? [] : [`${dev} is not there on ${virsh.runner.host}`] };

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ValidationError } from '../../src/errors.js';
 import { Session } from '../../src/cli/session.js';
-import type { ExportRecord } from '../../src/workflows/records.js';
+import type { IscsiExportRecord } from '../../src/workflows/records.js';
 import { exportImage } from '../../src/workflows/export.js';
 import { checkDeviceSerial as checkSerial } from '../../src/hypervisor/host.js';
 import { labCli, labCliOk, labDomain, removeDomain, unique, useLab, type Lab } from './lab.js';
@@ -28,7 +28,7 @@ const MiB = 2 ** 20;
 const LIO_PORTAL = '127.0.0.1:3261'; // tgt has 127.0.0.1:3260
 const SAVECONFIG = '/etc/rtslib-fb-target/saveconfig.json';
 
-type ExportJson = ExportRecord & { changed: boolean; applied: number; undo: string };
+type ExportJson = IscsiExportRecord & { changed: boolean; applied: number; undo: string };
 
 describe('export and unexport in the lab guest (storage host and hypervisor), through the CLI over SSH', () => {
   let lab: Lab;

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { MiB, startEnv } from './env.js';
+import { asIscsi } from '../../src/workflows/records.js';
 
 class Injected extends Error {}
 
@@ -86,7 +87,7 @@ test('a failure at any step, or an abort, undoes the steps before it; five expor
     assert.equal(new Set(tids).size, 5, 'five targets, five tids');
     for (const [i, r] of results.entries()) {
       assert.equal(env.capacity(r.record.hypervisors[0]!.attachment!.dev), (i + 1) * MiB, `${r.record.name} is the right image`);
-      assert.ok(env.sessions(r.record.target).includes(r.record.hypervisors[0]!.initiator));
+      assert.ok(env.sessions(asIscsi(r.record).target).includes(r.record.hypervisors[0]!.initiator));
     }
     const gone = await Promise.all(results.map((r) => env.unexportIt(r.record.name)));
     assert.ok(gone.every((u) => u.found));

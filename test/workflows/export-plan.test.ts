@@ -13,7 +13,7 @@ import { Session } from '../../src/cli/session.js';
 import { RecordingRunner, renderSteps } from '../../src/runner/recording.js';
 import type { RunOptions, RunResult, Runner } from '../../src/runner/types.js';
 import { exportImage } from '../../src/workflows/export.js';
-import { renderRecord, type ExportRecord, recordPool, recordSecretUsage } from '../../src/workflows/records.js';
+import { renderRecord, type ExportRecord, recordPool, recordSecretUsage, asIscsi } from '../../src/workflows/records.js';
 import type { ExportOptions } from '../../src/workflows/types.js';
 import { unexportImage } from '../../src/workflows/unexport.js';
 import { virtXmlValidate, wrapInDomain } from '../helpers/xml-validate.js';
@@ -108,7 +108,7 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
     const s = new PlanSession([]);
     const r = await exportImage(s, options({}));
     const plan = renderSteps(s.recorded);
-    const x = r.record;
+    const x = asIscsi(r.record);
     assert.deepEqual([x.mode, x.hypervisors[0]!.initiator, recordPool(x)], ['pool', HOST_INITIATOR, 'virt-iscsi-data'], "the host's own initiator name");
     assert.match(x.target, /^iqn\.2026-11\.[a-z0-9.-]+:data$/);
     // The storage side: the private tgtd is started, the ACL is that one initiator name.
@@ -147,7 +147,7 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
     ]);
     const r = await exportImage(s, options({ image: iso, mode: 'block', chap: true }));
     const plan = renderSteps(s.recorded);
-    const x = r.record;
+    const x = asIscsi(r.record);
     const portal = '127.0.0.1:3260';
     const dev = `/dev/disk/by-path/ip-${portal}-iscsi-${x.target}-lun-1`;
     assert.deepEqual([x.mode, x.cdrom, x.readonly, x.chapUser, recordSecretUsage(x), recordPool(x)], ['block', true, true, 'virt-iscsi-boot', undefined, undefined]);

@@ -10,6 +10,7 @@ import { Session } from '../../src/cli/session.js';
 import { exportStatus } from '../../src/workflows/status.js';
 import { startSshd } from '../helpers/sshd.js';
 import { MiB, startEnv } from './env.js';
+import { asIscsi } from '../../src/workflows/records.js';
 
 test('export, status after losing the local state, unexport: storage and hypervisor over SSH', async (t) => {
   const env = await startEnv('sx');
@@ -22,7 +23,7 @@ test('export, status after losing the local state, unexport: storage and hypervi
 
   const image = env.image(`${env.id}-remote.img`, 24 * MiB);
   const r = await env.exportIt(image, remote);
-  const x = r.record;
+  const x = asIscsi(r.record);
   const a = x.hypervisors[0]!.attachment!;
   assert.deepEqual([x.storage, x.hypervisors[0]!.uri, x.mode], [sshd.uri, sshd.uri, 'direct']);
   assert.deepEqual(env.blk().find((b) => b[2] === a.dev), ['volume', 'disk', a.dev, 'unit:0:0:1']);

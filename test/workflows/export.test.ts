@@ -13,7 +13,7 @@ import { exportStatus } from '../../src/workflows/status.js';
 import { minimalDomainXml } from '../helpers/libvirt.js';
 import { inquiry } from '../storage/tgt/initiator.js';
 import { MiB, startEnv, virsh, type Env } from './env.js';
-import { recordPool } from '../../src/workflows/records.js';
+import { recordPool, asIscsi } from '../../src/workflows/records.js';
 
 /** The `<disk>` element of the domain's definition whose target dev is `dev`. */
 function diskXml(env: Env, dev: string, inactive = true): string {
@@ -29,7 +29,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     const before = env.snapshot();
     const image = env.image(`${env.id}-data.img`, 32 * MiB);
     const r = await env.exportIt(image);
-    const x = r.record;
+    const x = asIscsi(r.record);
     const a = x.hypervisors[0]!.attachment!;
     assert.equal(x.name, `${env.id}-data`);
     assert.equal(x.mode, 'direct', 'no open-iscsi login here, libvirt has iscsi-direct');
@@ -80,7 +80,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     const before = env.snapshot();
     const image = env.image(`${env.id}-chap.img`, 16 * MiB);
     const r = await env.exportIt(image, { mode: 'network', chap: true });
-    const x = r.record;
+    const x = asIscsi(r.record);
     const a = x.hypervisors[0]!.attachment!;
     assert.deepEqual(env.blk().find((b) => b[2] === a.dev), ['network', 'disk', a.dev, `${x.target}/1`]);
     assert.equal(env.capacity(a.dev), 16 * MiB);
@@ -120,7 +120,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
       assert.match(diskXml(env, a.dev), /<readonly\/>/);
       assert.match(diskXml(env, a.dev, false), /<readonly\/>/);
       assert.equal(x.cdrom && x.readonly, true);
-      assert.match(inquiry({ portal: env.tgtd.portal, iqn: x.target, lun: 1, initiator: x.hypervisors[0]!.initiator }).stdout, /Peripheral Device Type:\s*(5|MMC)/i);
+      assert.match(inquiry({ portal: env.tgtd.portal, iqn: asIscsi(x).target, lun: 1, initiator: x.hypervisors[0]!.initiator }).stdout, /Peripheral Device Type:\s*(5|MMC)/i);
     }
     await env.unexportIt(first.record.name);
     assert.deepEqual(env.blk().find((b) => b[2] === 'hdc'), ['file', 'cdrom', 'hdc', '-'], 'the drive stays, empty');

@@ -5,7 +5,7 @@ import { withInterrupts } from '../../plan/plan.js';
 import { BACKEND_NAMES, type BackendName } from '../../storage/backends.js';
 import { DEFAULT_CONF_DIR } from '../../storage/tgt/records.js';
 import { exportImage, type ExportResult } from '../../workflows/export.js';
-import { DEFAULT_HOST_RECORD_DIR, EXPORT_MODES, recordPool, type Attachment, type ExportMode } from '../../workflows/records.js';
+import { DEFAULT_HOST_RECORD_DIR, EXPORT_MODES, isIscsi, recordPool, type Attachment, type ExportMode } from '../../workflows/records.js';
 import { addConnect, addDryRun, addJson, addSshOptions, type HostCommandOptions } from '../options.js';
 import { withStepDisplay } from '../progress.js';
 import { runCommand } from './hypervisor-common.js';
@@ -83,8 +83,12 @@ export function renderExport(r: ExportResult): string {
   const lines = [
     head,
     `  image   ${x.image} (${size(x.sizeBytes)}${x.cdrom ? ', CD-ROM' : x.readonly ? ', read-only' : ''}) on ${x.storage}`,
-    `  target  ${x.target} LUN ${x.lun} (serial ${x.serial}, ${x.backend}), allowing ${x.hypervisors.map((h) => h.initiator).join(', ')}${x.chapUser ? ` with CHAP user ${x.chapUser}` : ''}`,
-    `  portal  ${x.portal}`,
+    ...(isIscsi(x)
+      ? [
+          `  target  ${x.target} LUN ${x.lun} (serial ${x.serial}, ${x.backend}), allowing ${x.hypervisors.map((h) => h.initiator).join(', ')}${x.chapUser ? ` with CHAP user ${x.chapUser}` : ''}`,
+          `  portal  ${x.portal}`,
+        ]
+      : [`  ceph    monitors ${x.monitors.join(', ')}, client ${x.ceph?.id ?? 'admin'} (its key in libvirt secret ${x.secretUsage})`]),
     ...(pool ? [`  pool    ${pool} on ${x.hypervisors.map((h) => h.uri).join(', ')}`] : []),
     ...(several
       ? x.hypervisors.map((h) => `  VM      ${x.vm} on ${h.uri}: ${h.attachment ? where(h.attachment) : 'not defined there (ready for it)'}`)
