@@ -174,6 +174,7 @@ function exportIt(c: Context, x: StackExport): Promise<number> {
   const s = x.settings;
   return exportImage(c.session, {
     ...s,
+    ...(s.cephConf !== undefined || s.cephId !== undefined ? { ceph: { ...(s.cephConf !== undefined ? { conf: s.cephConf } : {}), ...(s.cephId !== undefined ? { id: s.cephId } : {}) } } : {}),
     stack: c.spec.name,
     stateDir: c.stateDir,
     signal: c.o.signal,

@@ -74,7 +74,7 @@ test('pool plans on the real libvirtd', async (t) => {
     // the value goes through a 0600 file, removed right after
     assert.match(plan, /virsh -c qemu:\/\/\/system secret-set-value --secret [0-9a-f-]{36} --file \/dev\/stdin --plain <<'EOF'\n\*{8}\nEOF\n/);
     assert.match(plan, /virsh -c qemu:\/\/\/system pool-define --file \/dev\/stdin <<'EOF'\n<pool type="iscsi-direct">[^]*\nEOF\n/);
-    assert.match(plan, /pool-start vit-pool-chap-/);
+    assert.match(plan, /pool-start --pool vit-pool-chap-/);
     assert.equal(virshStatus(['pool-info', spec.name]).status, 1, 'the dry run created nothing');
     assert.deepEqual(secretsWith(poolSecretUsage(spec.name)), []);
 

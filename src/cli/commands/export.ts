@@ -7,10 +7,11 @@ import { DEFAULT_CONF_DIR } from '../../storage/tgt/records.js';
 import { exportImage, type ExportResult } from '../../workflows/export.js';
 import { DEFAULT_HOST_RECORD_DIR, EXPORT_MODES, isIscsi, recordPool, type Attachment, type ExportMode } from '../../workflows/records.js';
 import { addConnect, addDryRun, addJson, addSshOptions, type HostCommandOptions } from '../options.js';
+import { addCephOptions, cephClientFromFlags, type CephFlags } from '../ceph-options.js';
 import { withStepDisplay } from '../progress.js';
 import { runCommand } from './hypervisor-common.js';
 
-interface ExportFlags extends HostCommandOptions {
+interface ExportFlags extends HostCommandOptions, CephFlags {
   vm: string;
   storage: string;
   hypervisor: string[];
@@ -101,12 +102,12 @@ export function renderExport(r: ExportResult): string {
 export function registerExport(program: Command): void {
   const cmd = addJson(
     addDryRun(
-      addSshOptions(
+      addCephOptions(addSshOptions(
         addConnect(
           program
             .command('export')
             .description('export a disk image or ISO from the storage host to a VM over iSCSI: target, pool or login, attach; rolled back if a step fails')
-            .argument('<image>', 'raw image file or block device on the storage host (an .iso becomes a read-only CD-ROM)')
+            .argument('<image>', 'raw image file or block device on the storage host (an .iso becomes a read-only CD-ROM), or rbd:POOL/IMAGE of a Ceph RBD image')
             .requiredOption('--vm <domain>', 'the domain that gets the disk')
             .option('--storage <uri>', 'storage host: local or ssh://[user@]host[:port]', 'local')
             .option('--hypervisor <uri>', 'hypervisor: local or ssh://[user@]host[:port]; give it again for each hypervisor the VM may run on (default: local)', collect, [])
@@ -124,7 +125,7 @@ export function registerExport(program: Command): void {
             .option('--host-records <dir>', `where the storage host keeps export records (default ${DEFAULT_HOST_RECORD_DIR})`)
             .option('--lock-timeout <seconds>', "how long to wait for another virt-iscsi's lock on the storage host (default 60)", seconds),
         ),
-      ),
+      )),
     ),
   );
   cmd.action(async (image: string, o: ExportFlags) => {
@@ -152,6 +153,7 @@ export function registerExport(program: Command): void {
               confDir: o.confDir,
               install: o.install,
               hostRecordDir: o.hostRecords,
+              ceph: cephClientFromFlags(o),
               ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout * 1000 } : {}),
               signal,
               setLeftHint: interrupts.setLeftHint,
