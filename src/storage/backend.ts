@@ -103,6 +103,12 @@ export interface TargetBackend {
   create(spec: TargetSpec, options?: CreateOptions): Promise<TargetState>;
   /** Removes the target and what came with it. Already gone is success. Refuses live sessions unless forced. */
   delete(iqn: string, options?: DeleteOptions): Promise<void>;
+  /**
+   * Sets the initiator names the target allows to exactly `initiators`, live and in its
+   * persisted configuration (a hypervisor added to or removed from an export). Sessions of
+   * initiators that stay allowed are not touched.
+   */
+  allowInitiators?(iqn: string, initiators: readonly string[]): Promise<void>;
   /** Compares live targets with the backend's persistent configuration and repairs what it can. */
   sync?(options?: SyncOptions): Promise<SyncItem[]>;
 }

@@ -76,6 +76,7 @@ export function createBackend(name: BackendName, runner: Runner, options: Backen
     delete: (iqn, o) => lock(`delete target ${iqn}`, () => inner.delete(iqn, o)),
   };
   if (inner.sync) locked.sync = (o) => lock('sync targets', () => inner.sync!(o));
+  if (inner.allowInitiators) locked.allowInitiators = (iqn, initiators) => lock(`change the ACL of ${iqn}`, () => inner.allowInitiators!(iqn, initiators));
   return locked;
 }
 

@@ -9,7 +9,8 @@
 import type { ChapCredentials } from '../hypervisor/iscsiadm.js';
 import { attachStep, type Attachment, type DiskMark } from '../hypervisor/disk-steps.js';
 import { secretStep } from '../hypervisor/secret-steps.js';
-import { ValidationError } from '../errors.js';
+import { PrerequisiteError, ValidationError } from '../errors.js';
+import { sameIqn } from '../names/iscsi-name.js';
 import { quoteArgv } from '../runner/quote.js';
 import { runPlan } from '../plan/plan.js';
 import type { Session } from '../runner/session.js';
@@ -112,7 +113,30 @@ function storageSteps(x: ResolvedExport): WorkflowStep[] {
       },
       undo: () => deleteTargetStep(t.backend, r, { force: true, waitMs: 5_000 }).apply(),
     },
+    aclStep(x, t, r),
   ];
+}
+
+const IQN_LIKE = /^(iqn|eui|naa)\./i;
+
+/**
+ * An existing target allows exactly the export's hypervisors' initiators (one was added or
+ * removed since it was made). A target made by this run already does.
+ */
+function aclStep(x: ResolvedExport, t: NonNullable<ResolvedExport['iscsi']>, r: IscsiExportRecord): WorkflowStep {
+  const wanted = r.hypervisors.map((h) => h.initiator);
+  const had = (x.target?.acls ?? []).filter((a) => IQN_LIKE.test(a));
+  return {
+    id: 'acl',
+    host: x.storage.runner.host,
+    title: `allow exactly ${wanted.join(', ')} on target ${r.target}`,
+    check: async () => x.target === undefined || (wanted.every((w) => had.some((a) => sameIqn(a, w))) && had.every((a) => wanted.some((w) => sameIqn(a, w)))),
+    async apply() {
+      if (!t.backend.allowInitiators) throw new PrerequisiteError(`the ${t.backendName} backend cannot change the initiators of an existing target yet; unexport ${r.name} and export it again with every --hypervisor`);
+      await t.backend.allowInitiators(r.target, wanted);
+    },
+    undo: async () => t.backend.allowInitiators?.(r.target, had),
+  };
 }
 
 /** What one hypervisor gets: its CHAP secret, what the mode makes, the disk where the domain is. */

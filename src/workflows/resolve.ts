@@ -330,7 +330,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
     ...(chap ? { chapUser: chapUser(name) } : {}),
   };
   if (prior) {
-    const diff = conflict(prior, wanted);
+    const diff = conflict(prior, o.changeHypervisors ? { ...wanted, hypervisors: prior.hypervisors.map((h) => h.uri) } : wanted);
     if (diff) {
       throw new ValidationError(
         `export ${show(name)} already exists with ${diff} (${prior.image} on ${prior.storage} to domain ${prior.vm}); unexport it first (virt-iscsi unexport ${name}), or give another --name`,

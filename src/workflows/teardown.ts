@@ -144,7 +144,7 @@ function addedController(c: TeardownContext, h: HypervisorReach): DeviceFlags | 
 }
 
 /** One reachable hypervisor's steps: the disk, the controller it needed, what the mode made, the secret. */
-function hypervisorTeardown(c: TeardownContext, h: HypervisorReach, f: HypervisorFacts): WorkflowStep[] {
+export function hypervisorTeardown(c: TeardownContext, h: HypervisorReach, f: HypervisorFacts): WorkflowStep[] {
   const r = c.record;
   const virsh = h.virsh!;
   const host = h.part.uri;

@@ -28,6 +28,8 @@ export interface ExportOptions extends RecordDirs {
   hypervisor?: string;
   /** Several hypervisors (each gets what the mode needs; the disk goes where the domain is defined). Takes precedence over `hypervisor`. */
   hypervisors?: string[];
+  /** The hypervisors may differ from an earlier run's (`export NAME --add-hypervisor`): the export is extended, not refused. */
+  changeHypervisors?: boolean;
   /** libvirt URI on the hypervisor; default qemu:///system. */
   connect?: string;
   /** HOST[:PORT] the hypervisor dials; default 127.0.0.1 when both are one host, else the storage host's address. */
@@ -73,6 +75,7 @@ export type StepId =
   | 'daemon'
   | 'node-settings'
   | 'target'
+  | 'acl'
   | 'storage-record'
   | 'secret'
   | 'pool-define'

@@ -66,7 +66,7 @@ test('the export, unexport and status commands', async (t) => {
     const out = r.stdout;
     assert.match(out, /^would export .*-dry\.img as .*-dry \(mode direct\)$/m);
     assert.match(out, /^# dry run: nothing was changed\. This would run:$/m);
-    assert.match(out, /^# \[3\/10\] create target iqn\./m, 'each step as a comment before its commands');
+    assert.match(out, /^# \[3\/11\] create target iqn\./m, 'each step as a comment before its commands');
     assert.match(out, /^tgtadm -C \d+ --lld iscsi --mode account --op new --user virt-iscsi-\S+ --password '?\*{8}'?$/m);
     assert.doesNotMatch(out, /--password (?!'?\*{8})/);
     assert.match(out, /<pool type="iscsi-direct">[\s\S]*<auth type="chap" username="virt-iscsi-[^"]+">/);
@@ -90,7 +90,7 @@ test('the export, unexport and status commands', async (t) => {
     assert.ok(doc.plan.length > 5);
     assert.deepEqual(
       doc.steps.map((s) => s.id),
-      ['daemon', 'storage-record', 'target', 'pool-define', 'pool-start', 'pool-autostart', 'volume', 'attach', 'local-record'],
+      ['daemon', 'storage-record', 'target', 'acl', 'pool-define', 'pool-start', 'pool-autostart', 'volume', 'attach', 'local-record'],
       'the plan document lists every step by id',
     );
     assert.equal(doc.steps[0]!.state, 'already-done', 'tgtd runs');
@@ -108,9 +108,9 @@ test('the export, unexport and status commands', async (t) => {
     const r = await cli(env, exportArgs(env, image));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, '');
-    assert.match(r.stdout, /^\[1\/9\] start the tgt target daemon on local \.\.\. already done$/m);
-    assert.match(r.stdout, /^\[3\/9\] create target iqn\.\S+ on local: LUN 1 .* \.\.\. done \(\d+\.\ds\)$/m);
-    assert.match(r.stdout, /^\[8\/9\] give domain \S+ the LUN as a disk \.\.\. done \(\d+\.\ds\)$/m);
+    assert.match(r.stdout, /^\[1\/10\] start the tgt target daemon on local \.\.\. already done$/m);
+    assert.match(r.stdout, /^\[3\/10\] create target iqn\.\S+ on local: LUN 1 .* \.\.\. done \(\d+\.\ds\)$/m);
+    assert.match(r.stdout, /^\[9\/10\] give domain \S+ the LUN as a disk \.\.\. done \(\d+\.\ds\)$/m);
     assert.match(r.stdout, new RegExp(`^exported ${image.replace(/\./g, '\\.')} as ${n} \\(mode direct\\)$`, 'm'));
     assert.match(r.stdout, /^ {2}VM {6}\S+: sd[a-z] \(disk on scsi; live and persistent\)$/m);
     assert.match(r.stdout, new RegExp(`^undo with: virt-iscsi unexport ${n} --host-records \\S+$`, 'm'));
@@ -145,8 +145,8 @@ test('the export, unexport and status commands', async (t) => {
     const image = env.image(`${env.id}-unreach.img`, 4 * MiB);
     const r = await cli(env, ['export', image, '--vm', env.domain, '--portal', `127.0.0.1:${closed}`, '--mode', 'network', ...hostArgs(env)]);
     failedWith(r, /^virt-iscsi: virsh -c qemu:\/\/\/system attach-device --domain \S+ --file \S+ --live --config failed on local \(exit 1\): error: .*iSCSI: Failed to connect/);
-    assert.match(r.stdout, /^\[4\/5\] give domain \S+ the LUN as a disk \.\.\. failed/m);
-    assert.match(r.stdout, /^\[3\/5\] undo: create target .* \.\.\. undone/m);
+    assert.match(r.stdout, /^\[5\/6\] give domain \S+ the LUN as a disk \.\.\. failed/m);
+    assert.match(r.stdout, /^\[3\/6\] undo: create target .* \.\.\. undone/m);
     assert.deepEqual(env.snapshot(), before);
     assert.deepEqual(readdirSync(env.confDir), []);
   });

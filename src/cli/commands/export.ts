@@ -12,7 +12,9 @@ import { withStepDisplay } from '../progress.js';
 import { runCommand } from './hypervisor-common.js';
 
 interface ExportFlags extends HostCommandOptions, CephFlags {
-  vm: string;
+  vm?: string;
+  addHypervisor?: string;
+  removeHypervisor?: string;
   storage: string;
   hypervisor: string[];
   connect: string;
@@ -108,7 +110,9 @@ export function registerExport(program: Command): void {
             .command('export')
             .description('export a disk image or ISO from the storage host to a VM over iSCSI: target, pool or login, attach; rolled back if a step fails')
             .argument('<image>', 'raw image file or block device on the storage host (an .iso becomes a read-only CD-ROM), or rbd:POOL/IMAGE of a Ceph RBD image')
-            .requiredOption('--vm <domain>', 'the domain that gets the disk')
+            .option('--vm <domain>', 'the domain that gets the disk')
+            .option('--add-hypervisor <uri>', 'extend the export NAME (the argument) to one more hypervisor the VM may run on')
+            .option('--remove-hypervisor <uri>', 'take the export NAME (the argument) away from a hypervisor (refused while the VM runs there)')
             .option('--storage <uri>', 'storage host: local or ssh://[user@]host[:port]', 'local')
             .option('--hypervisor <uri>', 'hypervisor: local or ssh://[user@]host[:port]; give it again for each hypervisor the VM may run on (default: local)', collect, [])
             .option('--portal <addr>', 'HOST[:PORT] the hypervisor dials (default: 127.0.0.1 when both are one host, else the storage host)')
@@ -130,6 +134,8 @@ export function registerExport(program: Command): void {
   );
   cmd.action(async (image: string, o: ExportFlags) => {
     const given = <K extends keyof ExportFlags>(k: K): ExportFlags[K] | undefined => (cmd.getOptionValueSource(k) === 'default' ? undefined : o[k]);
+    if (o.addHypervisor !== undefined || o.removeHypervisor !== undefined) return changeMembership(image, o);
+    if (o.vm === undefined) throw new ValidationError('export IMAGE needs --vm DOMAIN (or export NAME --add-hypervisor / --remove-hypervisor URI)', 'vm');
     await withInterrupts((signal, interrupts) =>
       runCommand(
         o,
@@ -137,7 +143,7 @@ export function registerExport(program: Command): void {
           withStepDisplay(o, s.recorded, (hooks) =>
             exportImage(s, {
               image,
-              vm: o.vm,
+              vm: o.vm!,
               name: o.name,
               storage: o.storage,
               hypervisors: o.hypervisor.length > 0 ? o.hypervisor : ['local'],
@@ -166,3 +172,26 @@ export function registerExport(program: Command): void {
     );
   });
 }
+
+/** `export NAME --add-hypervisor URI` / `--remove-hypervisor URI`. */
+async function changeMembership(name: string, o: ExportFlags): Promise<void> {
+  if (o.addHypervisor !== undefined && o.removeHypervisor !== undefined) throw new ValidationError('--add-hypervisor and --remove-hypervisor exclude each other; give one', 'hypervisor');
+  const { addHypervisor, removeHypervisor } = await import('../../workflows/membership.js');
+  const base = { name, ...(given(o.storage) ? { storage: o.storage } : {}), ...(o.hostRecords !== undefined ? { hostRecordDir: o.hostRecords } : {}) };
+  await withInterrupts((signal, interrupts) =>
+    runCommand(
+      o,
+      (s) =>
+        withStepDisplay(o, s.recorded, (hooks) =>
+          o.addHypervisor !== undefined
+            ? addHypervisor(s, { ...base, hypervisor: o.addHypervisor, signal, setLeftHint: interrupts.setLeftHint, ...hooks })
+            : removeHypervisor(s, { ...base, hypervisor: o.removeHypervisor!, signal, ...hooks }).then((r) => ({ record: r.record, applied: r.applied, skipped: 0, dryRun: r.dryRun, undo: '' })),
+        ),
+      (r) => renderExport(r).replace(/\nundo with: $/, ''),
+      exportJson,
+    ),
+  );
+}
+
+/** The storage option was given (not its default). */
+const given = (storage: string): boolean => storage !== 'local';

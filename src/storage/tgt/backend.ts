@@ -311,6 +311,27 @@ export class TgtBackend implements TargetBackend {
     for (const rec of records) await this.runner.removeFile(rec.file);
   }
 
+  // ---- ACL ---------------------------------------------------------------------------------
+
+  /**
+   * The record is written first (it is what tgtd loads at its next start), then the live
+   * target is brought to it the way `sync` does: only the bindings that differ change.
+   */
+  async allowInitiators(iqn: string, initiators: readonly string[]): Promise<void> {
+    const name = parseIscsiName(iqn, 'target name');
+    const names = initiators.map((i) => parseIscsiName(i, 'allowed initiator'));
+    const rec = (await readRecords(this.runner, this.confDir)).find((r) => sameIqn(r.iqn, name));
+    if (!rec?.target) throw new ValidationError(`target ${name} on ${this.runner.host} has no record of virt-iscsi's in ${this.confDir}: its ACL is not ours to change`, 'iqn');
+    const target = { ...rec.target, initiatorNames: [...names] };
+    await writeRecord(this.runner, this.confDir, target, rec.kind);
+    const live = (await this.live()).find((t) => sameIqn(t.iqn, name));
+    if (!live) return;
+    const drift = targetDrift(this.tgtadm, { ...rec, target }, live, await this.globalAccounts());
+    // Only the ACL: any other difference is `sync`'s to report and repair.
+    const acl = drift.steps.filter((st) => /^(allow|disallow) initiator /.test(st.title));
+    await runPlan(acl, { signal: this.options.signal, onEvent: this.options.onEvent });
+  }
+
   // ---- sync ------------------------------------------------------------------------------
 
   /** Starts tgtd when stopped, then reconciles the live targets with our records (see reconcile). */
