@@ -236,6 +236,15 @@ export class Virsh {
     return parseDomain((await this.query(['dumpxml', ...(inactive ? ['--inactive'] : []), '--domain', domain])).stdout);
   }
 
+  /**
+   * Live migration to `destUri` (as this libvirtd reaches the destination's): peer to peer
+   * and tunnelled, so only the libvirt connection between the two is needed; the definition
+   * moves with the domain (persistent there, undefined here).
+   */
+  async migrate(domain: string, destUri: string): Promise<void> {
+    await this.run(['migrate', '--live', '--p2p', '--tunnelled', '--persistent', '--undefinesource', '--domain', domain, '--desturi', destUri]);
+  }
+
   async attachDevice(domain: string, xml: string, flags: DeviceFlags): Promise<void> {
     await this.withXml(['attach-device', '--domain', domain], xml, flagArgs(flags));
   }
