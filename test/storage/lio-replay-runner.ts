@@ -12,7 +12,7 @@ export function fixture(path: string): string {
 
 export interface Answer {
   /** The command line joined with spaces starts with this (or the predicate says yes). */
-  match: string | ((argv: readonly string[]) => boolean);
+  match: string | ((argv: readonly string[], options: RunOptions) => boolean);
   /** Replies in turn; the last one repeats. */
   replies: Array<Partial<RunResult>>;
   /** What the command changes on the host (a file it writes), applied when it runs. */
@@ -38,7 +38,7 @@ export class ReplayRunner implements Runner {
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     this.calls.push({ argv: [...argv], options });
     const line = argv.join(' ');
-    const a = this.answers.find((x) => (typeof x.match === 'string' ? line.startsWith(x.match) : x.match(argv)));
+    const a = this.answers.find((x) => (typeof x.match === 'string' ? line.startsWith(x.match) : x.match(argv, options)));
     if (!a) return { stdout: '', stderr: '', exitCode: 0 };
     const n = this.used.get(a) ?? 0;
     this.used.set(a, n + 1);

@@ -64,9 +64,14 @@ export class LioBackend implements TargetBackend {
   }
 
   /** Runs one command; a failure matching `alreadyDone` is success. targetcli prints its errors on stdout. */
+  /**
+   * A command holding a secret goes to targetcli on stdin, in its shell (the command line,
+   * then `exit`), so the secret never shows in `ps`; targetcli answers 0 there whatever
+   * happened, so every command's effect is read back (verify) anyway.
+   */
   private async runCommand(c: LioCommand): Promise<void> {
     const opts: RunOptions = c.secrets ? { secrets: c.secrets } : {};
-    const r = await this.targetcli(c.args, opts);
+    const r = c.secrets ? await this.targetcli([], { ...opts, stdin: `${c.args.join(' ')}\nexit\n` }) : await this.targetcli(c.args, opts);
     if (r.exitCode === 0) return;
     const out = `${r.stdout}\n${r.stderr}`.trim();
     if (c.alreadyDone?.test(out)) return;

@@ -18,10 +18,10 @@
 // - One-shot commands do not save: `saveconfig` runs explicitly when the target is to
 //   persist. LIO saves all of its live state at once, so a target made without
 //   persist is saved too by the next saveconfig anyone runs.
-// - CHAP secrets go on targetcli's argv (it has no other way to take them
-//   non-interactively) and targetcli echoes them ("Parameter password is now '...'"):
-//   they are passed as RunOptions.secrets, so every printed command and output masks
-//   them; they are visible in `ps` for the second the command runs.
+// - CHAP secrets never go on targetcli's argv: the commands that carry them are given to
+//   targetcli's shell on stdin (backend.ts). targetcli echoes them ("Parameter password is
+//   now '...'"): they are passed as RunOptions.secrets, so every printed command and
+//   output masks them.
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../../errors.js';
 import { parseIscsiName } from '../../names/iscsi-name.js';
