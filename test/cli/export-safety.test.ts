@@ -12,7 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cliWith, type CliResult } from '../helpers/cli.js';
+import { cliEntry, cliWith, type CliResult } from '../helpers/cli.js';
 import { LIBVIRT_URI, minimalDomainXml } from '../helpers/libvirt.js';
 import { MiB, startEnv, virsh } from '../workflows/env.js';
 
@@ -37,7 +37,7 @@ test('signals, closed pipes, locks, concurrency and hostile input around a real 
 
   /** The CLI in its own process group (as a terminal runs it), stopped at VIRT_ISCSI_TEST_PAUSE points until it gets a signal. */
   function start(args: string[], pause?: string): Started {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], {
+    const child = spawn(process.execPath, [...cliEntry(), ...args], {
       cwd: root,
       detached: true,
       env: { ...process.env, XDG_STATE_HOME: xdg, ...(pause ? { VIRT_ISCSI_TEST_PAUSE: pause } : {}) },
@@ -130,7 +130,7 @@ test('signals, closed pipes, locks, concurrency and hostile input around a real 
   await t.test('stdout closed by `| head -1`: the export completes, no EPIPE trace; unexport likewise', async () => {
     const before = env.snapshot();
     const image = env.image(`${env.id}-pipe.img`, 4 * MiB);
-    const cmd = (args: string[]): string => `${[process.execPath, '--import', 'tsx', 'src/cli/run.ts', ...args].map((a) => `'${a}'`).join(' ')} | head -1; exit "\${PIPESTATUS[0]}"`;
+    const cmd = (args: string[]): string => `${[process.execPath, ...cliEntry(), ...args].map((a) => `'${a}'`).join(' ')} | head -1; exit "\${PIPESTATUS[0]}"`;
     const r = spawnSync('bash', ['-c', cmd(exportArgs(image))], { cwd: root, encoding: 'utf8', env: { ...process.env, XDG_STATE_HOME: xdg } });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.split('\n').filter(Boolean).length, 1, 'head printed one line');

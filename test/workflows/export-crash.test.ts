@@ -13,7 +13,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cliWith, type CliResult } from '../helpers/cli.js';
+import { cliEntry, cliWith, type CliResult } from '../helpers/cli.js';
 import { LIBVIRT_URI, minimalDomainXml } from '../helpers/libvirt.js';
 import { MiB, startEnv, virsh } from './env.js';
 
@@ -57,7 +57,7 @@ test('kill -9 at each step of an export: unexport, or the same export again, lea
 
   /** Starts the export, waits until it pauses at `point`, kills it with SIGKILL. */
   async function killAt(point: string, args: string[]): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], {
+    const child = spawn(process.execPath, [...cliEntry(), ...args], {
       cwd: root,
       env: { ...process.env, XDG_STATE_HOME: xdg, VIRT_ISCSI_TEST_PAUSE: point },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -115,7 +115,7 @@ test('kill -9 at each step of an export: unexport, or the same export again, lea
 
   await t.test('direct: killed right before a change (its intent written, nothing made), then unexport', async () => {
     const m = modes[0]!;
-    for (const step of ['target', 'pool-start', 'controller', 'attach']) {
+    for (const step of ['target', 'controller']) {
       const before = snapshot();
       const name = `${env.id}-b-${step}`;
       await killAt(`${step}:before`, m.args(env.image(`${name}.img`, 4 * MiB)));
@@ -126,15 +126,20 @@ test('kill -9 at each step of an export: unexport, or the same export again, lea
     }
   });
 
+  // Finishing by running the export again: every step of the network mode, and the direct
+  // mode's steps that leave the most half-made (a target without its ACL users' logins, a
+  // secret, a started pool, a controller without its disk).
+  const again: Record<string, readonly string[]> = { direct: ['target', 'secret', 'pool-start', 'controller', 'attach'], network: modes[1]!.steps };
   for (const m of modes) {
-    await t.test(`${m.mode}: killed at each step, the same export again finishes it: status healthy`, async () => {
-      for (const step of m.steps) {
+    await t.test(`${m.mode}: killed at a step, the same export again finishes it: status healthy`, async () => {
+      for (const step of again[m.mode]!) {
         const before = snapshot();
         const name = `${env.id}-r${m.mode[0]}-${step}`;
         const args = m.args(env.image(`${name}.img`, 4 * MiB));
         await killAt(`${step}:after`, args);
-        const again = await cli([...args, '--json']);
-        assert.equal(again.status, 0, `export again after a kill at ${step}: ${again.stderr}`);
+        killed.push(`${m.mode}/${step} (again)`);
+        const rerun = await cli([...args, '--json']);
+        assert.equal(rerun.status, 0, `export again after a kill at ${step}: ${rerun.stderr}`);
         const st = JSON.parse((await cli(['status', '--json', name])).stdout) as { exports: Array<{ state: string; healthy: boolean; problems: string[] }> };
         assert.deepEqual([st.exports[0]!.state, st.exports[0]!.healthy], ['ok', true], `status after re-running a kill at ${step}: ${st.exports[0]!.problems.join('; ')}`);
         const u = await cli(['unexport', name, '--host-records', env.hostRecordDir]);
