@@ -52,8 +52,8 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     // Records: on the storage host (0600, no attachment) and here (with it).
     const hostFile = join(env.hostRecordDir, `${x.name}.json`);
     assert.equal(statSync(hostFile).mode & 0o777, 0o600);
-    assert.equal(JSON.parse(readFileSync(hostFile, 'utf8')).attachment, undefined);
-    assert.deepEqual(JSON.parse(readFileSync(join(env.stateDir, `${x.name}.json`), 'utf8')).attachment, a);
+    assert.equal(JSON.parse(readFileSync(hostFile, 'utf8')).hypervisors[0].attachment, undefined);
+    assert.deepEqual(JSON.parse(readFileSync(join(env.stateDir, `${x.name}.json`), 'utf8')).hypervisors[0].attachment, a);
 
     const again = await env.exportIt(image);
     assert.equal(again.applied, 0, 'the second run changes nothing');

@@ -63,7 +63,7 @@ test('apply and destroy: create, unchanged, change, remove, dry run, a failing e
       true,
     );
     assert.match(recorded, /tgtadm -C \d+ --lld iscsi --mode target --op new .*:[a-z0-9]+-data\n/);
-    assert.match(recorded, /virsh -c qemu:\/\/\/system pool-start virt-iscsi-st[0-9a-f]+-cd/);
+    assert.match(recorded, /virsh -c qemu:\/\/\/system pool-start --pool virt-iscsi-st[0-9a-f]+-cd/);
     assert.deepEqual(env.snapshot(), before, 'nothing changed');
   });
 
