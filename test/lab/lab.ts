@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { runChecked } from '../../src/runner/check.js';
 import { openRunner, type SshOptions } from '../../src/runner/open.js';
 import type { RunOptions, Runner } from '../../src/runner/types.js';
+import { cliEntry } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const BOOT = join(dirname(fileURLToPath(import.meta.url)), 'boot-lab.sh');
@@ -77,7 +78,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
  * known_hosts. `env` adds to the environment (XDG_STATE_HOME for export records).
  */
 export async function labCli(lab: Lab, args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const argv = ['--import', 'tsx', 'src/cli/run.ts', ...args, '--identity', lab.ssh.identity!, '--known-hosts', lab.ssh.knownHosts!];
+  const argv = [...cliEntry(), ...args, '--identity', lab.ssh.identity!, '--known-hosts', lab.ssh.knownHosts!];
   try {
     const r = await run(process.execPath, argv, { cwd: ROOT, encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 24, env: { ...process.env, ...env } });
     return { status: 0, stdout: r.stdout, stderr: r.stderr };
