@@ -109,8 +109,8 @@ export function hypervisorUris(o: Pick<ExportOptions, 'hypervisor' | 'hypervisor
   return list;
 }
 
-function backendOptions(o: ExportOptions, name: string): BackendOptions {
-  const b: BackendOptions = { controlPort: o.controlPort, confDir: o.confDir, install: o.install, signal: o.signal, lockOwner: `export ${name}`, lockTimeoutMs: o.lockTimeoutMs };
+function backendOptions(o: StorageAccess, name: string): BackendOptions {
+  const b: BackendOptions = { controlPort: o.controlPort, confDir: o.confDir, install: o.install, signal: o.signal, lockOwner: o.lockOwner ?? `export ${name}`, lockTimeoutMs: o.lockTimeoutMs };
   // A private tgtd virt-iscsi starts listens where the hypervisor will dial.
   if (o.controlPort !== undefined && o.portal !== undefined) {
     const p = parsePortal(o.portal);
@@ -126,7 +126,13 @@ function backendOptions(o: ExportOptions, name: string): BackendOptions {
   return b;
 }
 
-async function storageFacts(runner: Runner, o: ExportOptions, image: string, name: string, hostRecordDir: string): Promise<StorageFacts> {
+/** What reaches the storage host's target software: the backend, how it is reached and how long to wait for its lock. */
+export type StorageAccess = Pick<ExportOptions, 'backend' | 'controlPort' | 'confDir' | 'install' | 'signal' | 'lockTimeoutMs' | 'portal'> & {
+  /** What the run is doing, told to another run waiting for the host's lock; default "export NAME". */
+  lockOwner?: string;
+};
+
+async function storageFacts(runner: Runner, o: StorageAccess, image: string, name: string, hostRecordDir: string): Promise<StorageFacts> {
   const b = backendOptions(o, name);
   const named = o.backend !== undefined ? Promise.resolve(o.backend) : detectBackend(runner, b);
   const backend = named.then((n) => createBackend(n, runner, b));
@@ -153,20 +159,89 @@ async function storageFacts(runner: Runner, o: ExportOptions, image: string, nam
   return { runner, backend: await backend, backendName, running, image: info, hostname, ...(record ? { record } : {}), targets };
 }
 
-/** Another target serving the same file (by path, or by device and inode) would corrupt it. */
-async function checkNotServed(s: StorageFacts, iqn: string): Promise<TargetState | undefined> {
+/** What one export's hosts say, asked all at once: the storage host, this machine's records and journal, every hypervisor. */
+export interface HostFacts {
+  storage: StorageFacts;
+  local: Runner;
+  localRecord?: ExportRecord;
+  journal?: JournalState;
+  hypervisors: Array<{ uri: string; runner: Runner; virsh: Virsh; facts: HypervisorFacts }>;
+}
+
+export interface HostFactsRequest {
+  storage: string;
+  access: StorageAccess;
+  /** Each hypervisor with the libvirt URI used there. */
+  hypervisors: ReadonlyArray<{ uri: string; connect: string }>;
+  vm: string;
+  /** Absolute path on the storage host. */
+  image: string;
+  name: string;
+  stateDir: string;
+  hostRecordDir: string;
+  /** The modes that may be used: only what they need is probed. */
+  candidates: readonly ModeEntry[];
+}
+
+/**
+ * Every read-only fact an export's plan is built from, the hosts asked in parallel: export
+ * (from flags) and repair (from a record) build their plans on the same facts.
+ */
+export async function gatherHostFacts(session: Session, q: HostFactsRequest): Promise<HostFacts> {
+  const [storageRunner, local, ...hvRunners] = await Promise.all([session.runner(q.storage), session.runner('local'), ...q.hypervisors.map((h) => session.runner(h.uri))]);
+  const virshes = hvRunners.map((r, i) => new Virsh(r, q.hypervisors[i]!.connect));
+  const [storage, localRecord, journal, ...facts] = await Promise.all([
+    storageFacts(storageRunner, q.access, q.image, q.name, q.hostRecordDir),
+    readRecord(local, q.stateDir, q.name),
+    session.dryRun ? Promise.resolve(undefined) : readJournal(q.stateDir, q.name),
+    ...virshes.map((v) => probeHypervisor(v, q.vm, q.candidates)),
+  ]);
+  return {
+    storage,
+    local,
+    ...(localRecord ? { localRecord } : {}),
+    ...(journal ? { journal } : {}),
+    hypervisors: q.hypervisors.map((h, i) => ({ uri: h.uri, runner: hvRunners[i]!, virsh: virshes[i]!, facts: facts[i]! })),
+  };
+}
+
+/** Who serves the export's image on the storage host, besides (or instead of) its own target. */
+export interface ImageServing {
+  /** The export's own target, when it is live. */
+  ours?: TargetState;
+  /** Another target serving the same file (by path, or by device and inode). */
+  other?: { target: TargetState; lun: number };
+  /** Our target's export LUN: serving the image, not there, or serving something else. */
+  lun?: 'image' | 'missing' | 'other';
+  /** Our target is live but its LUN does not serve the image: what it serves instead. */
+  oursServes?: string;
+}
+
+export async function imageServing(s: StorageFacts, iqn: string): Promise<ImageServing> {
   const path = s.image.path;
   const ours = s.targets.find((t) => sameIqn(t.iqn, iqn));
   const luns = s.targets.flatMap((t) => t.luns.map((l) => ({ t, l })));
   const ids = luns.length > 0 ? await fileIdentities(s.runner, [...new Set([path, ...luns.map((x) => x.l.path)])]) : new Map<string, string>();
   const same = (p: string): boolean => p === path || (ids.get(path) !== undefined && ids.get(p) === ids.get(path));
   const other = luns.find((x) => x.t !== ours && same(x.l.path));
-  if (other) throw new ValidationError(`image ${show(path)} is already served by target ${other.t.iqn} as LUN ${other.l.lun} on ${s.runner.host}`, 'image');
-  if (ours && !ours.luns.some((l) => l.lun === EXPORT_LUN && same(l.path))) {
-    const has = ours.luns.map((l) => `LUN ${l.lun} ${l.path}`).join(', ') || 'no LUN';
-    throw new ValidationError(`target ${ours.iqn} already exists on ${s.runner.host} and serves ${has}, not ${show(path)}; give another --name`, 'name');
+  const out: ImageServing = { ...(ours ? { ours } : {}), ...(other ? { other: { target: other.t, lun: other.l.lun } } : {}) };
+  if (ours) {
+    const lun = ours.luns.find((l) => l.lun === EXPORT_LUN);
+    out.lun = !lun ? 'missing' : same(lun.path) ? 'image' : 'other';
+    if (out.lun !== 'image') out.oursServes = ours.luns.map((l) => `LUN ${l.lun} ${l.path}`).join(', ') || 'no LUN';
   }
-  return ours;
+  return out;
+}
+
+/** Another target serving the same file would corrupt it. */
+async function checkNotServed(s: StorageFacts, iqn: string): Promise<TargetState | undefined> {
+  const path = s.image.path;
+  const x = await imageServing(s, iqn);
+  if (x.other) throw new ValidationError(`image ${show(path)} is already served by target ${x.other.target.iqn} as LUN ${x.other.lun} on ${s.runner.host}`, 'image');
+  if (x.oursServes !== undefined) {
+    throw new ValidationError(`target ${x.ours!.iqn} already exists on ${s.runner.host} and serves ${x.oursServes}, not ${show(path)}; give another --name`, 'name');
+  }
+  return x.ours;
 }
 
 /** The portal's host as the hypervisors reach the storage host (before resolving it to an IP). */
@@ -239,14 +314,20 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
   if (o.confDir !== undefined) checkAbsolutePath('--conf-dir', o.confDir, 'conf-dir');
   const candidates = asked !== undefined ? [MODES[asked]] : AUTO_MODES;
 
-  const [storageRunner, local, ...hvRunners] = await Promise.all([session.runner(storageUri), session.runner('local'), ...hvUris.map((u) => session.runner(u))]);
-  const virshes = hvRunners.map((r) => new Virsh(r, connect));
-  const [storage, localRecord, journal, ...facts] = await Promise.all([
-    storageFacts(storageRunner, o, image, name, hostRecordDir),
-    readRecord(local, stateDir, name),
-    session.dryRun ? Promise.resolve(undefined) : readJournal(stateDir, name),
-    ...virshes.map((v) => probeHypervisor(v, vm, candidates)),
-  ]);
+  const { storage, local, localRecord, journal, hypervisors: reached } = await gatherHostFacts(session, {
+    storage: storageUri,
+    access: o,
+    hypervisors: hvUris.map((uri) => ({ uri, connect })),
+    vm,
+    image,
+    name,
+    stateDir,
+    hostRecordDir,
+    candidates,
+  });
+  const hvRunners = reached.map((h) => h.runner);
+  const virshes = reached.map((h) => h.virsh);
+  const facts = reached.map((h) => h.facts);
   const prior = localRecord ?? journal?.record ?? storage.record;
   const sides = hvUris.map((uri, i) => ({ uri, facts: facts[i]! }));
   if (!sides.some((s) => s.facts.view)) {
