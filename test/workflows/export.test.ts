@@ -53,7 +53,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     const hostFile = join(env.hostRecordDir, `${x.name}.json`);
     assert.equal(statSync(hostFile).mode & 0o777, 0o600);
     assert.equal(JSON.parse(readFileSync(hostFile, 'utf8')).attachment, undefined);
-    assert.deepEqual(JSON.parse(readFileSync(join(env.stateDir, `${x.name}.json`), 'utf8')).attachment, a);
+    assert.deepEqual(JSON.parse(readFileSync(join(env.stateDir, `${x.name}.json`), 'utf8')).hypervisors[0].attachment, a);
 
     const again = await env.exportIt(image);
     assert.equal(again.applied, 0, 'the second run changes nothing');
@@ -63,7 +63,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     const [st] = await exportStatus(s, { stateDir: env.stateDir, names: [x.name] }).finally(() => s.close());
     assert.ok(st, 'status lists it');
     assert.equal(st.healthy, true, st.problems.join('; '));
-    assert.deepEqual(st.health, { target: 'ok', lun: 'ok', acl: 'ok', pool: 'ok', volume: 'ok', disk: 'ok', session: 'ok' });
+    assert.deepEqual(st.health, { target: 'ok', lun: 'ok', acl: 'ok', chap: 'n/a', secret: 'n/a', pool: 'ok', volume: 'ok', disk: 'ok', session: 'ok' });
     assert.equal(st.dev, a.dev);
     assert.ok(st.sessions.some((x2) => x2.initiator === x.hypervisors[0]!.initiator));
 
