@@ -56,6 +56,8 @@ export interface TargetState {
   persisted?: boolean;
   /** Whether virt-iscsi created it (it keeps a record of the targets it made). */
   managed?: boolean;
+  /** The export that made it, as the backend's record of it says (TargetSpec.export). */
+  export?: string;
   /** The mutual-CHAP (outgoing) user, when one is bound. Also listed in `accounts`. */
   outgoingAccount?: string;
 }
@@ -105,4 +107,15 @@ export interface TargetBackend {
   delete(iqn: string, options?: DeleteOptions): Promise<void>;
   /** Compares live targets with the backend's persistent configuration and repairs what it can. */
   sync?(options?: SyncOptions): Promise<SyncItem[]>;
+  /**
+   * Adds to the live target what `spec` has and it lacks (a LUN, an allowed initiator, a
+   * CHAP account, its persistent configuration), never removing or changing what is there
+   * (a LUN number serving another file stays as it is). One line per change, for people.
+   * Unset: the backend cannot change a live target piece by piece.
+   */
+  complete?(spec: TargetSpec, options?: CreateOptions): Promise<string[]>;
+  /** CHAP accounts the target software keeps that no target is bound to (tgt keeps accounts apart from targets). */
+  unboundAccounts?(): Promise<string[]>;
+  /** Removes a CHAP account; already gone is success. */
+  deleteAccount?(user: string): Promise<void>;
 }

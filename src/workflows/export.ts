@@ -53,6 +53,8 @@ function targetSpec(x: ResolvedExport): TargetSpec {
     // Exactly the hypervisors' initiators, never ALL.
     allow: r.hypervisors.map((h) => h.initiator),
     persist: true,
+    // Noted in the backend's record of the target: `sweep` tells an export's target by it.
+    export: r.name,
   };
   if (r.chapUser && x.chapSecret !== undefined) spec.chap = { user: r.chapUser, secret: x.chapSecret };
   return spec;
