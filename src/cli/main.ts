@@ -18,6 +18,7 @@ const GROUPS: Array<{ names: readonly string[]; load: () => Promise<Register> }>
   { names: ['export'], load: async () => (await import('./commands/export.js')).registerExport },
   { names: ['unexport'], load: async () => (await import('./commands/unexport.js')).registerUnexport },
   { names: ['status'], load: async () => (await import('./commands/status.js')).registerStatus },
+  { names: ['repair'], load: async () => (await import('./commands/repair.js')).registerRepair },
   { names: ['apply', 'destroy'], load: async () => (await import('./commands/stack.js')).registerStack },
   { names: ['init'], load: async () => (await import('./commands/init.js')).registerInit },
   { names: ['completion'], load: async () => (await import('./commands/completion.js')).registerCompletion },

@@ -43,9 +43,10 @@ export function undoCommand(r: ExportRecord, hostRecordDir?: string): string {
   return quoteArgv(argv);
 }
 
-const missingSecret = (r: ExportRecord): string => `the CHAP secret of ${r.target} cannot be read back from its target's configuration; unexport ${r.name} and export it again`;
+export const missingSecret = (r: ExportRecord): string => `the CHAP secret of ${r.target} cannot be read back from its target's configuration; unexport ${r.name} and export it again`;
 
-function targetSpec(x: ResolvedExport): TargetSpec {
+/** The target an export makes: its one LUN, exactly its hypervisors' initiators, CHAP when on. */
+export function targetSpec(x: ResolvedExport): TargetSpec {
   const r = x.record;
   const spec: TargetSpec = {
     iqn: r.target,
@@ -90,7 +91,8 @@ function storageSteps(x: ResolvedExport): WorkflowStep[] {
       id: 'target',
       host,
       title: `create target ${r.target} on ${host}: ${what.join(', ')}`,
-      check: async () => x.target !== undefined,
+      // A daemon this run started has brought back the targets in its configuration: ours may be among them.
+      check: async () => x.target !== undefined || (!s.running && !x.dryRun && (await s.backend.show(r.target)) !== undefined),
       apply: async () => {
         if (r.chapUser && x.chapSecret === undefined) throw new ValidationError(missingSecret(r), 'chap');
         // The image was checked a moment ago, when the export was resolved.
