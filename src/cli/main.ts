@@ -19,6 +19,7 @@ const GROUPS: Array<{ names: readonly string[]; load: () => Promise<Register> }>
   { names: ['unexport'], load: async () => (await import('./commands/unexport.js')).registerUnexport },
   { names: ['status'], load: async () => (await import('./commands/status.js')).registerStatus },
   { names: ['repair'], load: async () => (await import('./commands/repair.js')).registerRepair },
+  { names: ['sweep'], load: async () => (await import('./commands/sweep.js')).registerSweep },
   { names: ['apply', 'destroy'], load: async () => (await import('./commands/stack.js')).registerStack },
   { names: ['init'], load: async () => (await import('./commands/init.js')).registerInit },
   { names: ['completion'], load: async () => (await import('./commands/completion.js')).registerCompletion },

@@ -114,6 +114,8 @@ export interface TargetBackend {
    * Unset: the backend cannot change a live target piece by piece.
    */
   complete?(spec: TargetSpec, options?: CreateOptions): Promise<string[]>;
+  /** The targets in the backend's own configuration, live or not, with the export that made each when it says so. */
+  configured?(): Promise<Array<{ iqn: string; export?: string }>>;
   /** CHAP accounts the target software keeps that no target is bound to (tgt keeps accounts apart from targets). */
   unboundAccounts?(): Promise<string[]>;
   /** Removes a CHAP account; already gone is success. */

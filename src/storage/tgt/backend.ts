@@ -328,6 +328,11 @@ export class TgtBackend implements TargetBackend {
     return details;
   }
 
+  /** Our records in conf.d: every target we made, live or not. */
+  async configured(): Promise<Array<{ iqn: string; export?: string }>> {
+    return (await readRecords(this.runner, this.confDir)).map((r) => ({ iqn: r.iqn, ...(r.export !== undefined ? { export: r.export } : {}) }));
+  }
+
   /** Accounts tgtd keeps (`--mode account`) that no live target has bound. */
   async unboundAccounts(): Promise<string[]> {
     const [accounts, live] = await Promise.all([this.tgtadm.showAccounts(), this.tgtadm.showTargets()]);
