@@ -13,6 +13,7 @@
 // killed half-way is an interrupted export that `unexport` (or repair again) finishes.
 import { PrerequisiteError, ValidationError, VirtIscsiError } from '../errors.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
+import { loginSteps } from '../hypervisor/login.js';
 import { sameIqn } from '../names/iscsi-name.js';
 import { parsePortal, samePortal } from '../names/portal.js';
 import { checkAbsolutePath } from '../names/values.js';
@@ -96,7 +97,7 @@ const REDONE: Record<string, (r: ExportRecord, host: string) => string> = {
   'pool-define': (r, h) => `re-defined pool ${recordPool(r)} on ${h}`,
   'pool-start': (r, h) => `started pool ${recordPool(r)} on ${h}`,
   'pool-autostart': (r, h) => `marked pool ${recordPool(r)} to start with libvirtd on ${h} again`,
-  'pool-session': (r, h) => `restarted pool ${recordPool(r)} on ${h}: its session to ${r.target} was gone`,
+  'pool-session': (r, h) => `logged ${h} in to ${r.target} again for pool ${recordPool(r)}, which ran without its session`,
   node: (r, h) => `re-created the open-iscsi node record of ${r.target} on ${h}`,
   'node-settings': (r, h) => `set the node record's settings for ${r.target} on ${h} again`,
   'node-chap': (r, h) => `set CHAP in the node record of ${r.target} on ${h} again`,
@@ -191,7 +192,12 @@ async function resolveFromRecord(session: Session, k: KnownExport, o: RepairOpti
 }
 
 /** The steps repair adds to the export's: what the live target lacks, and a pool whose host session is gone. */
-function repairSteps(x: ResolvedExport, lun: 'image' | 'missing' | 'other' | undefined, note: (step: string, host: string, what: string) => void): { afterTarget: WorkflowStep[]; beforeStart: Map<string, WorkflowStep> } {
+function repairSteps(
+  x: ResolvedExport,
+  lun: 'image' | 'missing' | 'other' | undefined,
+  wait: { timeoutMs: number; signal?: AbortSignal },
+  note: (step: string, host: string, what: string) => void,
+): { afterTarget: WorkflowStep[]; beforeStart: Map<string, WorkflowStep> } {
   const r = x.record;
   const backend = x.storage.backend;
   const lacks = targetLacks(x, lun);
@@ -211,7 +217,9 @@ function repairSteps(x: ResolvedExport, lun: 'image' | 'missing' | 'other' | und
       },
     },
   ];
-  // A pool whose host login is gone still says "running": stopped and started, it logs in again.
+  // A pool whose host login is gone still says "running", and libvirt cannot stop it cleanly
+  // (its logout fails): the host logs in again on the node record the pool's login made,
+  // as the pool's start would, and the pool is refreshed.
   const beforeStart = new Map<string, WorkflowStep>();
   const pool = recordPool(r);
   if (x.mode.pool && x.mode.session === 'host' && pool) {
@@ -221,7 +229,7 @@ function repairSteps(x: ResolvedExport, lun: 'image' | 'missing' | 'other' | und
       beforeStart.set(h.uri, {
         id: 'pool-session',
         host: h.uri,
-        title: `restart pool ${pool} on ${h.uri} when its session to ${r.target} is gone`,
+        title: `log ${h.uri} in to ${r.target} again for pool ${pool}, when the pool runs without its session`,
         async check() {
           if (known?.state !== 'running') return true; // pool-start logs in
           try {
@@ -232,8 +240,8 @@ function repairSteps(x: ResolvedExport, lun: 'image' | 'missing' | 'other' | und
           }
         },
         async apply() {
-          await h.virsh.poolDestroy(pool);
-          await h.virsh.poolStart(pool);
+          await runPlan(loginSteps(iscsiadm, { target: r.target, portal: h.portal, luns: [r.lun], serial: r.serial, wait }));
+          await h.virsh.poolRefresh(pool);
         },
       });
     }
@@ -248,7 +256,7 @@ async function repairOne(session: Session, k: KnownExport, o: RepairOptions, sta
   const note = (step: string, host: string, what: string): void => void changes.push({ step, host, what });
   const journal = x.dryRun ? undefined : await Journal.begin(stateDir, x.record);
   const plan = exportSteps(x, { waitTimeoutMs: o.waitTimeoutMs, signal: o.signal }, journal);
-  const extra = repairSteps(x, lun, note);
+  const extra = repairSteps(x, lun, { timeoutMs: o.waitTimeoutMs ?? 30_000, ...(o.signal ? { signal: o.signal } : {}) }, note);
   const steps: WorkflowStep[] = [];
   let hv = 0;
   for (const s of plan.steps) {
