@@ -7,11 +7,12 @@
 import { sameIqn } from '../names/iscsi-name.js';
 import { parseByPath } from '../names/by-path.js';
 import { runPlan, sleep, undoAll, type Step } from '../plan/plan.js';
+import { ValidationError } from '../errors.js';
 import { cdromDisk, validateDisk, type DiskBus, type DiskDef, type DiskSource } from '../xml/disk.js';
 import { buildController, type DomainInfo } from '../xml/domain.js';
 import { describeSource, deviceXml, diskFor, readView } from './disks.js';
 import { flagWords, insertStep } from './media.js';
-import { chooseFlags, place, placeMedia, slotOf, VIRTIO_SCSI, type DomainView, type FlagChoice } from './placement.js';
+import { chooseFlags, isEmptyDrive, place, placeMedia, slotOf, VIRTIO_SCSI, type DomainView, type FlagChoice } from './placement.js';
 import { isMissing, VirshError } from './virsh-errors.js';
 import type { DeviceFlags, Virsh } from './virsh.js';
 
@@ -168,6 +169,47 @@ function planDiskAttach(virsh: Virsh, req: DiskRequest, view: DomainView, onCont
   return { steps, attachment };
 }
 
+/**
+ * The disk is in one of the configurations the request wants and not in the other (detached
+ * from the running domain only, or from its definition only): it goes where it lacks, on
+ * the dev it has, so the domain never holds it twice. Undefined when it lacks nowhere.
+ */
+function completePlan(virsh: Virsh, req: DiskRequest, view: DomainView, found: FoundDisk): AttachPlan | undefined {
+  const want = chooseFlags(view, req.flags);
+  const missing: DeviceFlags = { live: want.live && !found.live, config: want.config && !found.inactive };
+  if (!missing.live && !missing.config) return undefined;
+  const have = (found.live ?? found.inactive)!;
+  const slot = slotOf(have);
+  const device = have.device === 'cdrom' ? 'cdrom' : 'disk';
+  const attachment: Attachment = { dev: found.dev, bus: slot.bus, device, media: found.media, live: want.live || found.live !== undefined, config: want.config || found.inactive !== undefined };
+  if (found.media) {
+    // Our media in a drive the domain had: the drive of the other configuration takes them too.
+    const drive = (missing.live ? view.live : view.inactive)?.disks.find((d) => d.target.dev === found.dev);
+    if (!drive || !isEmptyDrive(drive)) {
+      const where = missing.live ? 'running domain' : 'definition';
+      throw new ValidationError(`cdrom drive ${found.dev} of domain ${JSON.stringify(req.domain)} holds the export's media, but its ${where} has ${drive ? 'other media in that drive' : 'no such drive'}; eject or add it by hand`, 'dev');
+    }
+    return { steps: [insertStep(virsh, req.domain, drive, cdromDisk({ source: req.source, target: slotOf(drive) }), missing, true)], attachment };
+  }
+  const disk = validateDisk({
+    ...diskFor(req.source, device, slot, req.readonly),
+    ...(req.mark ? { alias: req.mark.alias } : {}),
+    ...(req.serial !== undefined ? { serial: req.serial } : {}),
+  });
+  const xml = deviceXml(disk);
+  const where = missing.live && missing.config ? '' : missing.live ? ' (the running domain lacked it)' : ' (its definition lacked it)';
+  return {
+    steps: [
+      {
+        title: `attach ${describeSource(disk.source)} as ${device} ${slot.dev} on bus ${slot.bus} again${where}`,
+        apply: () => virsh.attachDevice(req.domain, xml, missing),
+        undo: () => virsh.detachDevice(req.domain, xml, missing),
+      },
+    ],
+    attachment,
+  };
+}
+
 /** Another attach took the dev (or filled the drive) between our look and our change. */
 function lostRace(e: unknown): boolean {
   return e instanceof VirshError && (e.failure === 'dev-taken' || e.failure === 'has-media');
@@ -188,6 +230,7 @@ export interface AttachStepOptions {
 
 /**
  * The one step that gives a domain a disk or cdrom: marked disks already there are done;
+ * one in only some of the configurations it should be in goes into the others on its dev;
  * otherwise it is placed from the domain as it is, planned again when another attach
  * took the dev meanwhile (only when the dev was ours to choose); undo takes exactly that
  * away again.
@@ -214,7 +257,9 @@ export function attachStep(virsh: Virsh, o: AttachStepOptions): Step {
     async apply() {
       for (let attempt = 1; ; attempt++) {
         const req = request();
-        const plan = planDiskAttach(virsh, req, attempt === 1 ? view : await readView(virsh, view.name), o.onController);
+        const now = attempt === 1 ? view : await readView(virsh, view.name);
+        const found = req.mark ? findOurs(now, req.mark) : undefined;
+        const plan = (found && completePlan(virsh, req, now, found)) || planDiskAttach(virsh, req, now, o.onController);
         try {
           await runPlan(plan.steps);
           applied = plan.steps;

@@ -190,6 +190,20 @@ export function parseSecretList(stdout: string): SecretListEntry[] {
   });
 }
 
+/**
+ * `virsh list --all --name` (libvirt 9.0): one domain name a line, running and shut off,
+ * then an empty line, e.g.
+ *   vit-ab12cd
+ *   web1
+ *
+ */
+export function parseDomainNames(stdout: string): string[] {
+  return stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+}
+
 /** Domain states as `virsh domstate` prints them. */
 export type DomainStateName = 'running' | 'idle' | 'paused' | 'in shutdown' | 'shut off' | 'crashed' | 'pmsuspended' | 'no state';
 const DOMAIN_STATES: readonly string[] = ['running', 'idle', 'paused', 'in shutdown', 'shut off', 'crashed', 'pmsuspended', 'no state'];

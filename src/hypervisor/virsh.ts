@@ -13,6 +13,7 @@ import { NotFoundError, VirshError, virshError, type LibvirtObjectKind, type Vir
 import {
   parseBlkInfo,
   parseBlkList,
+  parseDomainNames,
   parseDomState,
   parsePoolInfo,
   parsePoolList,
@@ -226,6 +227,11 @@ export class Virsh {
   }
 
   // ---- domains -------------------------------------------------------------------------
+
+  /** Every domain libvirt has here, running or shut off. */
+  async domainNames(): Promise<string[]> {
+    return parseDomainNames((await this.query(['list', '--all', '--name'])).stdout);
+  }
 
   async domState(domain: string): Promise<DomainState> {
     return parseDomState((await this.query(['domstate', '--reason', '--domain', domain])).stdout);

@@ -41,4 +41,10 @@ export interface TargetSpec {
   persist: boolean;
   /** tgt's target id; a free one is picked when unset. Other backends ignore it. */
   tid?: number;
+  /**
+   * The export that makes the target (its name), noted where the backend records the target
+   * (tgt: its conf.d file), so an export's target left behind can be told from one made
+   * with `target create`. Backends without such a place ignore it.
+   */
+  export?: string;
 }

@@ -56,6 +56,8 @@ export interface TargetState {
   persisted?: boolean;
   /** Whether virt-iscsi created it (it keeps a record of the targets it made). */
   managed?: boolean;
+  /** The export that made it, as the backend's record of it says (TargetSpec.export). */
+  export?: string;
   /** The mutual-CHAP (outgoing) user, when one is bound. Also listed in `accounts`. */
   outgoingAccount?: string;
 }
@@ -111,4 +113,17 @@ export interface TargetBackend {
   allowInitiators?(iqn: string, initiators: readonly string[]): Promise<void>;
   /** Compares live targets with the backend's persistent configuration and repairs what it can. */
   sync?(options?: SyncOptions): Promise<SyncItem[]>;
+  /**
+   * Adds to the live target what `spec` has and it lacks (a LUN, an allowed initiator, a
+   * CHAP account, its persistent configuration), never removing or changing what is there
+   * (a LUN number serving another file stays as it is). One line per change, for people.
+   * Unset: the backend cannot change a live target piece by piece.
+   */
+  complete?(spec: TargetSpec, options?: CreateOptions): Promise<string[]>;
+  /** The targets in the backend's own configuration, live or not, with the export that made each when it says so. */
+  configured?(): Promise<Array<{ iqn: string; export?: string }>>;
+  /** CHAP accounts the target software keeps that no target is bound to (tgt keeps accounts apart from targets). */
+  unboundAccounts?(): Promise<string[]>;
+  /** Removes a CHAP account; already gone is success. */
+  deleteAccount?(user: string): Promise<void>;
 }

@@ -77,6 +77,10 @@ export function createBackend(name: BackendName, runner: Runner, options: Backen
   };
   if (inner.sync) locked.sync = (o) => lock('sync targets', () => inner.sync!(o));
   if (inner.allowInitiators) locked.allowInitiators = (iqn, initiators) => lock(`change the ACL of ${iqn}`, () => inner.allowInitiators!(iqn, initiators));
+  if (inner.complete) locked.complete = (spec, o) => lock(`complete target ${spec.iqn}`, () => inner.complete!(spec, o));
+  if (inner.configured) locked.configured = () => inner.configured!();
+  if (inner.unboundAccounts) locked.unboundAccounts = () => inner.unboundAccounts!();
+  if (inner.deleteAccount) locked.deleteAccount = (user) => lock(`delete CHAP account ${user}`, () => inner.deleteAccount!(user));
   return locked;
 }
 

@@ -85,5 +85,10 @@ export function normalizeTargetSpec(spec: TargetSpec, options: CreateOptions = {
   const out: TargetSpec = { iqn, luns, allow, persist: spec.persist };
   if (spec.chap) out.chap = checkChap(spec.chap, options);
   if (spec.tid !== undefined) out.tid = spec.tid;
+  if (spec.export !== undefined) {
+    // It lands in a comment of tgt's conf.d file: the export name's own characters only.
+    if (!/^[a-z0-9][a-z0-9.-]{0,47}$/.test(spec.export)) throw new ValidationError(`export name ${show(spec.export)} is not one an export has`, 'name');
+    out.export = spec.export;
+  }
   return out;
 }

@@ -50,7 +50,7 @@ export function undoCommand(r: Pick<ExportRecord, 'name' | 'storage'>, hostRecor
   return quoteArgv(argv);
 }
 
-const missingSecret = (r: IscsiExportRecord): string => `the CHAP secret of ${r.target} cannot be read back from its target's configuration; unexport ${r.name} and export it again`;
+export const missingSecret = (r: IscsiExportRecord): string => `the CHAP secret of ${r.target} cannot be read back from its target's configuration; unexport ${r.name} and export it again`;
 
 /** The LUN: the image file, or an rbd: image through tgt's rbd backing store. */
 function lunSpec(x: ResolvedExport, r: IscsiExportRecord): LunSpec {
@@ -59,13 +59,16 @@ function lunSpec(x: ResolvedExport, r: IscsiExportRecord): LunSpec {
   return ceph ? rbdLun(r.lun, ceph.ref, ceph.client, flags) : { lun: r.lun, path: r.image, ...flags };
 }
 
-function targetSpec(x: ResolvedExport, r: IscsiExportRecord): TargetSpec {
+/** The target an export makes: its one LUN, exactly its hypervisors' initiators, CHAP when on. */
+export function targetSpec(x: ResolvedExport, r: IscsiExportRecord): TargetSpec {
   const spec: TargetSpec = {
     iqn: r.target,
     luns: [lunSpec(x, r)],
     // Exactly the hypervisors' initiators, never ALL.
     allow: r.hypervisors.map((h) => h.initiator),
     persist: true,
+    // Noted in the backend's record of the target: `sweep` tells an export's target by it.
+    export: r.name,
   };
   if (r.chapUser && x.chapSecret !== undefined) spec.chap = { user: r.chapUser, secret: x.chapSecret };
   return spec;
@@ -104,7 +107,8 @@ function storageSteps(x: ResolvedExport): WorkflowStep[] {
       id: 'target',
       host,
       title: `create target ${r.target} on ${host}: ${what.join(', ')}`,
-      check: async () => x.target !== undefined,
+      // A daemon this run started has brought back the targets in its configuration: ours may be among them.
+      check: async () => x.target !== undefined || (!t.running && !x.dryRun && (await t.backend.show(r.target)) !== undefined),
       apply: async () => {
         if (r.chapUser && x.chapSecret === undefined) throw new ValidationError(missingSecret(r), 'chap');
         // The image was checked a moment ago, when the export was resolved.

@@ -135,8 +135,14 @@ export function hypervisorUris(o: Pick<ExportOptions, 'hypervisor' | 'hypervisor
   return list;
 }
 
-function backendOptions(o: ExportOptions, name: string): BackendOptions {
-  const b: BackendOptions = { controlPort: o.controlPort, confDir: o.confDir, install: o.install, signal: o.signal, lockOwner: `export ${name}`, lockTimeoutMs: o.lockTimeoutMs };
+/** What reaches the storage host's target software: the backend, how it is reached and how long to wait for its lock. */
+export type StorageAccess = Pick<ExportOptions, 'backend' | 'controlPort' | 'confDir' | 'install' | 'signal' | 'lockTimeoutMs' | 'portal'> & {
+  /** What the run is doing, told to another run waiting for the host's lock; default "export NAME". */
+  lockOwner?: string;
+};
+
+function backendOptions(o: StorageAccess, name: string): BackendOptions {
+  const b: BackendOptions = { controlPort: o.controlPort, confDir: o.confDir, install: o.install, signal: o.signal, lockOwner: o.lockOwner ?? `export ${name}`, lockTimeoutMs: o.lockTimeoutMs };
   // A private tgtd virt-iscsi starts listens where the hypervisor will dial.
   if (o.controlPort !== undefined && o.portal !== undefined) {
     const p = parsePortal(o.portal);
@@ -152,7 +158,7 @@ function backendOptions(o: ExportOptions, name: string): BackendOptions {
   return b;
 }
 
-async function iscsiStorage(runner: Runner, o: ExportOptions, name: string): Promise<IscsiStorage> {
+async function iscsiStorage(runner: Runner, o: StorageAccess, name: string): Promise<IscsiStorage> {
   const b = backendOptions(o, name);
   const named = o.backend !== undefined ? Promise.resolve(o.backend) : detectBackend(runner, b);
   const backend = named.then((n) => createBackend(n, runner, b));
@@ -171,7 +177,7 @@ async function iscsiStorage(runner: Runner, o: ExportOptions, name: string): Pro
   return { backend: await backend, backendName, running, targets: running && 'targets' in shown ? shown.targets : [] };
 }
 
-async function storageFacts(runner: Runner, o: ExportOptions, image: string, rbd: RbdImageRef | undefined, client: CephClient, name: string, hostRecordDir: string, native: boolean): Promise<StorageFacts> {
+async function storageFacts(runner: Runner, o: StorageAccess, image: string, rbd: RbdImageRef | undefined, client: CephClient, name: string, hostRecordDir: string, native: boolean): Promise<StorageFacts> {
   const settle = <T>(p: Promise<T>): Promise<{ ok: T } | { error: unknown }> => p.then((ok) => ({ ok }), (error: unknown) => ({ error }));
   const cluster = rbd ? new Rbd(runner, client) : undefined;
   const [info, hostname, record, iscsi, ceph] = await Promise.all([
@@ -191,19 +197,93 @@ async function storageFacts(runner: Runner, o: ExportOptions, image: string, rbd
   return out;
 }
 
-/** Another target serving the same file (by path, or by device and inode) would corrupt it. */
-async function checkNotServed(storage: StorageFacts, s: IscsiStorage, path: string, iqn: string): Promise<TargetState | undefined> {
+/** What one export's hosts say, asked all at once: the storage host, this machine's records and journal, every hypervisor. */
+export interface HostFacts {
+  storage: StorageFacts;
+  local: Runner;
+  localRecord?: ExportRecord;
+  journal?: JournalState;
+  hypervisors: Array<{ uri: string; runner: Runner; virsh: Virsh; facts: HypervisorFacts }>;
+}
+
+export interface HostFactsRequest {
+  storage: string;
+  access: StorageAccess;
+  /** Each hypervisor with the libvirt URI used there. */
+  hypervisors: ReadonlyArray<{ uri: string; connect: string }>;
+  vm: string;
+  /** Absolute path on the storage host, or rbd:POOL/IMAGE. */
+  image: string;
+  /** The parsed rbd: image, when the image is one. */
+  rbd?: RbdImageRef;
+  /** The Ceph client of an rbd: image. */
+  client?: CephClient;
+  name: string;
+  stateDir: string;
+  hostRecordDir: string;
+  /** The modes that may be used: only what they need is probed. */
+  candidates: readonly ModeEntry[];
+}
+
+/**
+ * Every read-only fact an export's plan is built from, the hosts asked in parallel: export
+ * (from flags) and repair (from a record) build their plans on the same facts.
+ */
+export async function gatherHostFacts(session: Session, q: HostFactsRequest): Promise<HostFacts> {
+  const [storageRunner, local, ...hvRunners] = await Promise.all([session.runner(q.storage), session.runner('local'), ...q.hypervisors.map((h) => session.runner(h.uri))]);
+  const virshes = hvRunners.map((r, i) => new Virsh(r, q.hypervisors[i]!.connect));
+  const native = q.candidates.some((m) => m.transport === 'rbd');
+  const [storage, localRecord, journal, ...facts] = await Promise.all([
+    storageFacts(storageRunner, q.access, q.image, q.rbd, q.client ?? {}, q.name, q.hostRecordDir, native),
+    readRecord(local, q.stateDir, q.name),
+    session.dryRun ? Promise.resolve(undefined) : readJournal(q.stateDir, q.name),
+    ...virshes.map((v) => probeHypervisor(v, q.vm, q.candidates)),
+  ]);
+  return {
+    storage,
+    local,
+    ...(localRecord ? { localRecord } : {}),
+    ...(journal ? { journal } : {}),
+    hypervisors: q.hypervisors.map((h, i) => ({ uri: h.uri, runner: hvRunners[i]!, virsh: virshes[i]!, facts: facts[i]! })),
+  };
+}
+
+/** Who serves the export's image on the storage host, besides (or instead of) its own target. */
+export interface ImageServing {
+  /** The export's own target, when it is live. */
+  ours?: TargetState;
+  /** Another target serving the same file (by path, or by device and inode). */
+  other?: { target: TargetState; lun: number };
+  /** Our target's export LUN: serving the image, not there, or serving something else. */
+  lun?: 'image' | 'missing' | 'other';
+  /** Our target is live but its LUN does not serve the image: what it serves instead. */
+  oursServes?: string;
+}
+
+/** `path` is the LUN's path as the target serves it (the file, or POOL/IMAGE of an rbd: image). */
+export async function imageServing(storage: StorageFacts, s: IscsiStorage, path: string, iqn: string): Promise<ImageServing> {
   const ours = s.targets.find((t) => sameIqn(t.iqn, iqn));
   const luns = s.targets.flatMap((t) => t.luns.map((l) => ({ t, l })));
   const ids = luns.length > 0 && storage.image.kind !== 'rbd' ? await fileIdentities(storage.runner, [...new Set([path, ...luns.map((x) => x.l.path)])]) : new Map<string, string>();
   const same = (p: string): boolean => p === path || (ids.get(path) !== undefined && ids.get(p) === ids.get(path));
   const other = luns.find((x) => x.t !== ours && same(x.l.path));
-  if (other) throw new ValidationError(`image ${show(storage.image.path)} is already served by target ${other.t.iqn} as LUN ${other.l.lun} on ${storage.runner.host}`, 'image');
-  if (ours && !ours.luns.some((l) => l.lun === EXPORT_LUN && same(l.path))) {
-    const has = ours.luns.map((l) => `LUN ${l.lun} ${l.path}`).join(', ') || 'no LUN';
-    throw new ValidationError(`target ${ours.iqn} already exists on ${storage.runner.host} and serves ${has}, not ${show(storage.image.path)}; give another --name`, 'name');
+  const out: ImageServing = { ...(ours ? { ours } : {}), ...(other ? { other: { target: other.t, lun: other.l.lun } } : {}) };
+  if (ours) {
+    const lun = ours.luns.find((l) => l.lun === EXPORT_LUN);
+    out.lun = !lun ? 'missing' : same(lun.path) ? 'image' : 'other';
+    if (out.lun !== 'image') out.oursServes = ours.luns.map((l) => `LUN ${l.lun} ${l.path}`).join(', ') || 'no LUN';
   }
-  return ours;
+  return out;
+}
+
+/** Another target serving the same file would corrupt it. */
+async function checkNotServed(storage: StorageFacts, s: IscsiStorage, path: string, iqn: string): Promise<TargetState | undefined> {
+  const x = await imageServing(storage, s, path, iqn);
+  if (x.other) throw new ValidationError(`image ${show(storage.image.path)} is already served by target ${x.other.target.iqn} as LUN ${x.other.lun} on ${storage.runner.host}`, 'image');
+  if (x.oursServes !== undefined) {
+    throw new ValidationError(`target ${x.ours!.iqn} already exists on ${storage.runner.host} and serves ${x.oursServes}, not ${show(storage.image.path)}; give another --name`, 'name');
+  }
+  return x.ours;
 }
 
 /** The portal's host as the hypervisors reach the storage host (before resolving it to an IP). */
@@ -282,16 +362,23 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
   const hostRecordDir = checkAbsolutePath('--host-records', o.hostRecordDir ?? DEFAULT_HOST_RECORD_DIR, 'host-records');
   if (o.confDir !== undefined) checkAbsolutePath('--conf-dir', o.confDir, 'conf-dir');
   const candidates = asked !== undefined ? [MODES[asked]] : autoModes(rbd !== undefined);
-  const native = candidates.some((m) => m.transport === 'rbd');
 
-  const [storageRunner, local, ...hvRunners] = await Promise.all([session.runner(storageUri), session.runner('local'), ...hvUris.map((u) => session.runner(u))]);
-  const virshes = hvRunners.map((r) => new Virsh(r, connect));
-  const [storage, localRecord, journal, ...facts] = await Promise.all([
-    storageFacts(storageRunner, o, image, rbd, client, name, hostRecordDir, native),
-    readRecord(local, stateDir, name),
-    session.dryRun ? Promise.resolve(undefined) : readJournal(stateDir, name),
-    ...virshes.map((v) => probeHypervisor(v, vm, candidates)),
-  ]);
+  const { storage, local, localRecord, journal, hypervisors: reached } = await gatherHostFacts(session, {
+    storage: storageUri,
+    access: o,
+    hypervisors: hvUris.map((uri) => ({ uri, connect })),
+    vm,
+    image,
+    ...(rbd ? { rbd } : {}),
+    client,
+    name,
+    stateDir,
+    hostRecordDir,
+    candidates,
+  });
+  const hvRunners = reached.map((h) => h.runner);
+  const virshes = reached.map((h) => h.virsh);
+  const facts = reached.map((h) => h.facts);
   const prior = localRecord ?? journal?.record ?? storage.record;
   const sides = hvUris.map((uri, i) => ({ uri, facts: facts[i]! }));
   if (!sides.some((s) => s.facts.view)) {

@@ -20,7 +20,7 @@ import { modeOf } from './modes.js';
 import { viewIfThere } from './probe.js';
 import { Rbd } from '../storage/rbd/rbd.js';
 import { formatRbdRef, isRbdRef, parseRbdRef, rbdImageSpec } from '../storage/rbd/ref.js';
-import { DEFAULT_HOST_RECORD_DIR, isIscsi, listRecords, localStateDir, recordPool, type ExportRecord, type IscsiExportRecord } from './records.js';
+import { DEFAULT_HOST_RECORD_DIR, isIscsi, listRecords, localStateDir, recordPool, recordSecretUsage, type ExportRecord, type IscsiExportRecord } from './records.js';
 import type { RecordDirs } from './types.js';
 import { diskHealth, findOurs, type Health } from './visibility.js';
 
@@ -33,6 +33,10 @@ export interface ExportHealth {
   target: Health;
   lun: Health;
   acl: Health;
+  /** The CHAP account bound to the target (n/a without CHAP). */
+  chap: Health;
+  /** The libvirt secret holding the CHAP password, on every hypervisor (n/a when the mode keeps it elsewhere, or without CHAP). */
+  secret: Health;
   pool: Health;
   /** The pool's volume for the LUN, or (block mode) the by-path device. */
   volume: Health;
@@ -52,6 +56,7 @@ export interface HypervisorStatus {
   volume: Health;
   disk: Health;
   session: Health;
+  secret: Health;
   dev?: string;
   device?: 'disk' | 'cdrom';
   live?: boolean;
@@ -151,22 +156,29 @@ async function rbdView(session: Session, r: ExportRecord, problems: string[]): P
 async function hypervisorView(session: Session, r: ExportRecord, i: number, t: Pick<TargetState, 'sessions'> | null | undefined, problems: string[]): Promise<HypervisorStatus> {
   const part = r.hypervisors[i]!;
   const m = modeOf(r);
-  const out: HypervisorStatus = { uri: part.uri, initiator: part.initiator, running: false, defined: false, pool: 'unknown', volume: 'unknown', disk: 'unknown', session: 'unknown' };
+  const chapUser = isIscsi(r) ? r.chapUser : undefined;
+  const usage = chapUser && m.chapIn === 'libvirt-secret' ? recordSecretUsage(r) : undefined;
+  const out: HypervisorStatus = { uri: part.uri, initiator: part.initiator, running: false, defined: false, pool: 'unknown', volume: 'unknown', disk: 'unknown', session: 'unknown', secret: usage ? 'unknown' : 'n/a' };
   try {
     const runner = await session.runner(part.uri);
     const virsh = new Virsh(runner, part.connect);
     const portal = isIscsi(r) ? await new Iscsiadm(runner).resolvePortal(parsePortal(r.portal)) : { host: '', port: 0 };
-    const [seen, view] = await Promise.all([m.inspect(virsh, r, portal), viewIfThere(virsh, r.vm)]);
+    const [seen, view, secret] = await Promise.all([m.inspect(virsh, r, portal), viewIfThere(virsh, r.vm), usage ? virsh.secretByUsage(usage) : Promise.resolve(undefined)]);
     out.pool = seen.pool;
     out.volume = seen.volume;
     problems.push(...seen.problems);
+    if (usage) {
+      out.secret = secret ? 'ok' : 'missing';
+      if (!secret) problems.push(`libvirt secret ${usage} (the CHAP password) is not defined on ${part.uri}`);
+    }
     out.defined = view !== undefined;
     out.running = view?.live !== undefined;
-    const d = diskHealth(view ? findOurs(view, markOf(r)) : undefined, out.running);
+    const d = diskHealth(view ? findOurs(view, markOf(r)) : undefined, out.running, r.persist);
     // The disk is expected where the domain is defined.
     out.disk = view ? d.disk : 'n/a';
     if (view && d.disk === 'missing') problems.push(`domain ${r.vm} on ${part.uri} does not hold the export's disk`);
     if (d.disk === 'inactive') problems.push(`the disk is only in the definition of ${r.vm} on ${part.uri}, not in the running domain`);
+    if (d.disk === 'transient') problems.push(`the disk is only in the running domain ${r.vm} on ${part.uri}, not in its definition: it is gone at the next restart`);
     if (d.attachment) Object.assign(out, { dev: d.attachment.dev, device: d.attachment.device, live: d.attachment.live, persistent: d.attachment.config });
   } catch (e) {
     problems.push(`hypervisor ${part.uri}: ${message(e)}`);
@@ -187,7 +199,7 @@ async function hypervisorView(session: Session, r: ExportRecord, i: number, t: P
 
 /** The worst of several: missing beats inactive beats unknown beats ok. */
 function worst(hs: Health[]): Health {
-  for (const h of ['missing', 'wrong', 'inactive', 'unknown', 'ok'] as const) if (hs.includes(h)) return h;
+  for (const h of ['missing', 'wrong', 'inactive', 'transient', 'unknown', 'ok'] as const) if (hs.includes(h)) return h;
   return 'n/a';
 }
 
@@ -200,6 +212,8 @@ async function rbdStatusOf(session: Session, r: ExportRecord, problems: string[]
     target: img === undefined ? 'unknown' : img === null ? 'missing' : 'ok',
     lun: 'n/a',
     acl: 'n/a',
+    chap: 'n/a',
+    secret: 'n/a',
     pool: worst(hvs.map((h) => h.pool)),
     volume: worst(hvs.map((h) => h.volume)),
     disk: worst(hvs.map((h) => h.disk)),
@@ -254,6 +268,8 @@ async function iscsiStatusOf(session: Session, r: IscsiExportRecord, problems: s
     target: t === undefined ? 'unknown' : t === null ? 'missing' : 'ok',
     lun: !t ? (t === undefined ? 'unknown' : 'missing') : !lun ? 'missing' : lun.path !== served || (lun.serial !== undefined && lun.serial !== r.serial) ? 'wrong' : 'ok',
     acl: !t ? (t === undefined ? 'unknown' : 'missing') : missingAcl.length === 0 ? 'ok' : 'missing',
+    chap: !r.chapUser ? 'n/a' : !t ? (t === undefined ? 'unknown' : 'missing') : t.accounts.includes(r.chapUser) ? 'ok' : 'missing',
+    secret: worst(hvs.map((h) => h.secret)),
     pool: worst(hvs.map((h) => h.pool)),
     volume: worst(hvs.map((h) => h.volume)),
     disk: worst(hvs.map((h) => h.disk)),
@@ -263,6 +279,7 @@ async function iscsiStatusOf(session: Session, r: IscsiExportRecord, problems: s
   if (health.lun === 'wrong') problems.push(`LUN ${r.lun} serves ${lun!.path} (serial ${lun!.serial ?? 'none'}), not ${served} (serial ${r.serial})`);
   if (t && health.lun === 'missing') problems.push(`target ${r.target} has no LUN ${r.lun}`);
   for (const h of missingAcl) problems.push(`target ${r.target} does not allow ${h.initiator} (${h.uri})`);
+  if (t && health.chap === 'missing') problems.push(`target ${r.target} has no CHAP account ${r.chapUser} bound: initiators log in without CHAP`);
   return { health, hvs, t };
 }
 
@@ -271,7 +288,24 @@ export async function exportStatus(session: Session, o: StatusOptions = {}): Pro
   return (await statusReport(session, o)).exports;
 }
 
-export async function statusReport(session: Session, o: StatusOptions = {}): Promise<StatusReport> {
+/** One export as this machine's records, the storage host's and the journals know it. */
+export interface KnownExport {
+  record: ExportRecord;
+  records: ExportStatus['records'];
+  journal?: JournalState;
+}
+
+export interface KnownExports {
+  /** Sorted by name; only `o.names` when given. */
+  exports: KnownExport[];
+  unreadable: StatusReport['unreadable'];
+}
+
+/**
+ * Every export this machine has a record or journal of (and, with `o.storage`, every export
+ * that storage host has a record of); each name in `o.names` must be among them.
+ */
+export async function knownExports(session: Session, o: StatusOptions = {}): Promise<KnownExports> {
   if (o.storage !== undefined) parseHostUri(o.storage);
   const stateDir = checkAbsolutePath('state dir', o.stateDir ?? localStateDir());
   if (o.hostRecordDir !== undefined) checkAbsolutePath('--host-records', o.hostRecordDir, 'host-records');
@@ -281,7 +315,7 @@ export async function statusReport(session: Session, o: StatusOptions = {}): Pro
     o.storage === undefined ? Promise.resolve({ records: [], unreadable: [] }) : session.runner(o.storage).then((s) => listRecords(s, o.hostRecordDir ?? DEFAULT_HOST_RECORD_DIR)),
     listJournals(stateDir),
   ]);
-  const byName = new Map<string, { record: ExportRecord; records: ExportStatus['records']; journal?: JournalState }>();
+  const byName = new Map<string, KnownExport>();
   for (const r of mine.records) byName.set(r.name, { record: r, records: ['local'] });
   for (const r of theirs.records) {
     const known = byName.get(r.name);
@@ -302,7 +336,17 @@ export async function statusReport(session: Session, o: StatusOptions = {}): Pro
       throw new ValidationError(`no export named ${JSON.stringify(n)} is recorded ${where}; "virt-iscsi status" lists them${o.storage === undefined ? ' (add --storage URI for the exports a storage host knows)' : ''}`, 'name');
     }
   }
-  const wanted = [...byName.values()].filter((x) => !o.names || o.names.includes(x.record.name)).sort((a, b) => a.record.name.localeCompare(b.record.name));
-  const exports = await Promise.all(wanted.map((x) => statusOf(session, x.record, x.records, x.journal, o.hostRecordDir)));
-  return { statusVersion: STATUS_VERSION, exports, unreadable: [...mine.unreadable, ...theirs.unreadable, ...journals.unreadable] };
+  const exports = [...byName.values()].filter((x) => !o.names || o.names.includes(x.record.name)).sort((a, b) => a.record.name.localeCompare(b.record.name));
+  return { exports, unreadable: [...mine.unreadable, ...theirs.unreadable, ...journals.unreadable] };
+}
+
+/** The status of one known export, each of its pieces looked at where it lives. */
+export function exportStatusOf(session: Session, x: KnownExport, hostRecordDir?: string): Promise<ExportStatus> {
+  return statusOf(session, x.record, x.records, x.journal, hostRecordDir);
+}
+
+export async function statusReport(session: Session, o: StatusOptions = {}): Promise<StatusReport> {
+  const known = await knownExports(session, o);
+  const exports = await Promise.all(known.exports.map((x) => exportStatusOf(session, x, o.hostRecordDir)));
+  return { statusVersion: STATUS_VERSION, exports, unreadable: known.unreadable };
 }

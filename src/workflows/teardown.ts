@@ -33,7 +33,7 @@ export async function targetGone(backend: TargetBackend, iqn: string): Promise<b
 }
 
 /** Waits for logged-in initiators to leave (a detached disk's QEMU session ends a moment later). */
-async function sessionsEnd(backend: TargetBackend, iqn: string, waitMs: number, signal?: AbortSignal): Promise<void> {
+export async function sessionsEnd(backend: TargetBackend, iqn: string, waitMs: number, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     let sessions: number;

@@ -177,7 +177,8 @@ export const noTeardown = (): Step[] => [];
 
 // ---- look -------------------------------------------------------------------------------------
 
-export type Health = 'ok' | 'missing' | 'inactive' | 'wrong' | 'unknown' | 'n/a';
+/** inactive: defined but not running (a pool), or in the definition only (a disk); transient: in the running domain only, not in its definition. */
+export type Health = 'ok' | 'missing' | 'inactive' | 'transient' | 'wrong' | 'unknown' | 'n/a';
 
 /** The hypervisor's side of the LUN: the pool and its volume, or the by-path device. */
 export interface VisibilityHealth {
@@ -211,9 +212,9 @@ export async function inspectDevice(virsh: Virsh, record: ExportRecord, portal: 
 export const inspectNothing = async (): Promise<VisibilityHealth> => ({ pool: 'n/a', volume: 'n/a', problems: [] });
 
 /** Where the export's disk is in the domain, for status. */
-export function diskHealth(found: FoundDisk | undefined, running: boolean): { disk: Health; attachment?: ReturnType<typeof attachmentOf> } {
+export function diskHealth(found: FoundDisk | undefined, running: boolean, persist = false): { disk: Health; attachment?: ReturnType<typeof attachmentOf> } {
   if (!found) return { disk: 'missing' };
-  return { disk: running && !found.live ? 'inactive' : 'ok', attachment: attachmentOf(found) };
+  return { disk: running && !found.live ? 'inactive' : persist && !found.inactive ? 'transient' : 'ok', attachment: attachmentOf(found) };
 }
 
 export { findOurs };

@@ -42,7 +42,7 @@ export function seconds(value: string): number {
 /** A repeatable option's values, in the order given. */
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-function controlPort(value: string): number {
+export function controlPort(value: string): number {
   if (!/^\d{1,5}$/.test(value)) throw new ValidationError(`--control-port ${JSON.stringify(value)} is not a number`, 'control-port');
   return Number(value);
 }

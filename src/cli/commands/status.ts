@@ -26,17 +26,17 @@ function renderOne(s: ExportStatus): string {
   const several = s.hypervisors.length > 1;
   const hv = (h: ExportStatus['hypervisors'][number]): string => {
     const where = h.dev ? `${h.dev} (${h.device}${h.live ? ', live' : ''}${h.persistent ? ', persistent' : ''})` : h.defined ? 'no disk' : 'domain not defined here';
-    const marks = (['pool', 'volume', 'disk', 'session'] as const).filter((k) => h[k] !== 'n/a').map((k) => `${k} ${h[k]}`).join(', ');
+    const marks = (['pool', 'volume', 'disk', 'secret', 'session'] as const).filter((k) => h[k] !== 'n/a').map((k) => `${k} ${h[k]}`).join(', ');
     return `  on        ${h.uri}${h.running ? ' (runs the VM)' : ''}: ${where}, initiator ${h.initiator}  [${marks}]`;
   };
   const lines = [
     `${s.name}  ${state}`,
     `  image     ${s.image} (${(s.sizeBytes / MiB).toFixed(1)} MiB) on ${s.storage}`,
-    `  target    ${s.target} LUN ${s.lun} (${s.backend})  [${mark('target', 'lun', 'acl')}]`,
+    `  target    ${s.target} LUN ${s.lun} (${s.backend})  [${mark('target', 'lun', 'acl', 'chap')}]`,
     `  portal    ${s.portal}${several ? '' : `, initiator ${s.initiator}`}`,
     several
       ? `  VM        ${s.vm}${s.runningOn ? ` runs on ${s.runningOn}` : ' is not running'}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}`
-      : `  VM        ${s.vm} on ${s.hypervisor}: ${disk}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}  [${mark('pool', 'volume', 'disk')}]`,
+      : `  VM        ${s.vm} on ${s.hypervisor}: ${disk}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}  [${mark('pool', 'volume', 'disk', 'secret')}]`,
     ...(several ? s.hypervisors.map(hv) : []),
     `  sessions  ${sessions}  [${mark('session') || 'session n/a'}]`,
     ...s.problems.map((p) => `  problem   ${p}`),

@@ -19,7 +19,7 @@ import { targetDrift } from './drift.js';
 import { DEFAULT_CONF_DIR, parseRecord, readRecords, recordFile, writeRecord, type RecordKind, type TgtRecord } from './records.js';
 import type { TgtShowTarget } from './show-parser.js';
 import { parseSizes, toTargetState } from './state.js';
-import { contentSteps, targetStep } from './steps.js';
+import { accountSteps, bindStep, contentSteps, lunStep, targetStep } from './steps.js';
 import { notInstalledError, Tgtadm, TgtadmError } from './tgtadm.js';
 
 export interface TgtBackendOptions extends TgtStartOptions {
@@ -138,7 +138,7 @@ export class TgtBackend implements TargetBackend {
     const host = this.runner.host;
     // Everything that needs no tgtd is checked before one is started: bad input changes nothing.
     // The independent queries run at once (each is a round trip over SSH); their errors keep their order.
-    const recordsFree = this.checkRecordsFree(s.iqn);
+    const recordsFree = this.checkRecordsFree(s.iqn, s.export);
     const given = options.images;
     const imagesOk = given?.length === s.luns.length ? Promise.resolve([...given]) : Promise.all(s.luns.map((l) => checkLunImage(this.runner, l)));
     for (const p of [recordsFree, imagesOk]) p.catch(() => undefined);
@@ -152,32 +152,41 @@ export class TgtBackend implements TargetBackend {
     if (clash) throw new ValidationError(`target ${JSON.stringify(s.iqn)} already exists on ${host} (tid ${clash.tid})`, 'iqn');
     const byTid = live.find((t) => t.tid === s.tid);
     if (byTid) throw new ValidationError(`target id ${s.tid} is already used on ${host} by ${byTid.iqn}`, 'tid');
-    await recordsFree;
+    const stale = await recordsFree;
     await this.checkBsTypes(target);
     await this.checkNotServed(s.luns, live);
-    await this.checkAccountsFree(target);
+    // The same export's target, made again: the CHAP account it had may still be there (tgt
+    // keeps accounts apart from targets), with the secret its record holds: it is bound as it is.
+    let existingAccounts: string[] = [];
+    if (stale) existingAccounts = await this.globalAccounts();
+    else await this.checkAccountsFree(target);
     const kind: RecordKind = s.persist ? 'persistent' : 'live-only';
-    const tid = await this.createLive(target, { tid: s.tid, record: kind, live });
+    const tid = await this.createLive(target, { tid: s.tid, record: kind, live, existingAccounts, ...(s.export !== undefined ? { export: s.export } : {}), ...(stale ? { replaces: stale } : {}) });
     if (this.planning) return plannedState(target, tid, images, kind);
     const state = await this.show(s.iqn);
     if (!state) throw new ValidationError(`target ${s.iqn} was created as tid ${tid} on ${host} but tgtd does not show it`, 'iqn');
     return state;
   }
 
-  /** Refuses when a file we would write is there: someone else's, or a record of ours not live. */
-  private async checkRecordsFree(iqn: string): Promise<void> {
+  /**
+   * Refuses when a file we would write is there: someone else's, or a record of ours not
+   * live. One the same export wrote (`exportName`) is that export's target gone from tgtd
+   * (deleted by hand, or a tgtd started without it): returned, to be written again.
+   */
+  private async checkRecordsFree(iqn: string, exportName?: string): Promise<TgtRecord | undefined> {
     const kinds = ['persistent', 'live-only'] as const;
     const texts = await Promise.all(kinds.map((kind) => this.runner.readFile(recordFile(this.confDir, iqn, kind))));
-    for (const [i, kind] of kinds.entries()) {
-      const file = recordFile(this.confDir, iqn, kind);
-      const text = texts[i];
-      if (text === undefined) continue;
-      if (!parseRecord(file, text)) throw new ValidationError(`${file} exists on ${this.runner.host} and was not written by virt-iscsi; move it away first`, 'iqn');
+    const found = kinds.flatMap((kind, i) => (texts[i] === undefined ? [] : [{ file: recordFile(this.confDir, iqn, kind), text: texts[i]! }]));
+    const recs = found.map((f) => ({ ...f, rec: parseRecord(f.file, f.text) }));
+    if (exportName !== undefined && recs.length === 1 && recs[0]!.rec?.export === exportName) return recs[0]!.rec;
+    for (const { file, rec } of recs) {
+      if (!rec) throw new ValidationError(`${file} exists on ${this.runner.host} and was not written by virt-iscsi; move it away first`, 'iqn');
       throw new ValidationError(
         `target ${iqn} is recorded in ${file} but is not live: run "virt-iscsi target sync" to bring it back, or "virt-iscsi target delete ${iqn}" to drop it`,
         'iqn',
       );
     }
+    return undefined;
   }
 
   private async checkBsTypes(target: TgtTarget): Promise<void> {
@@ -226,12 +235,15 @@ export class TgtBackend implements TargetBackend {
    * and when a racing create took it first ("this target already exists" on the first
    * step, our name still not live), it tries the next.
    */
-  private async createLive(target: TgtTarget, o: { tid?: number; record?: RecordKind; existingAccounts?: readonly string[]; live?: readonly TgtShowTarget[] }): Promise<number> {
+  private async createLive(
+    target: TgtTarget,
+    o: { tid?: number; record?: RecordKind; existingAccounts?: readonly string[]; live?: readonly TgtShowTarget[]; export?: string; replaces?: TgtRecord },
+  ): Promise<number> {
     const taken = new Set((o.live ?? (await this.live())).map((t) => t.tid));
     for (let attempt = 1; ; attempt++) {
       const tid = o.tid ?? Math.max(0, ...taken) + 1;
       const steps: Step[] = [targetStep(this.tgtadm, tid, target.iqn), ...contentSteps(this.tgtadm, tid, target, o.existingAccounts)];
-      if (o.record) steps.push(this.recordStep(target, o.record));
+      if (o.record) steps.push(this.recordStep(target, o.record, o.export, o.replaces));
       let failedAt = -1;
       try {
         await runPlan(steps, {
@@ -256,13 +268,80 @@ export class TgtBackend implements TargetBackend {
     }
   }
 
-  private recordStep(target: TgtTarget, kind: RecordKind): Step {
+  /** Writes the target's record; one it `replaces` (the same export's, of the other kind) goes, and stays when undone. */
+  private recordStep(target: TgtTarget, kind: RecordKind, exportName?: string, replaces?: TgtRecord): Step {
     const file = recordFile(this.confDir, target.iqn, kind);
     return {
       title: `write ${file}`,
-      apply: async () => void (await writeRecord(this.runner, this.confDir, target, kind)),
-      undo: () => this.runner.removeFile(file),
+      apply: async () => {
+        await writeRecord(this.runner, this.confDir, target, kind, exportName);
+        if (replaces && replaces.file !== file) await this.runner.removeFile(replaces.file);
+      },
+      undo: async () => {
+        if (!replaces) await this.runner.removeFile(file);
+      },
     };
+  }
+
+  // ---- complete --------------------------------------------------------------------------
+
+  /**
+   * Adds to the live target what `spec` has and it lacks, in the order create adds them
+   * (LUNs, CHAP accounts, then the ACLs that let initiators in), and writes its record when
+   * that is gone. A LUN number serving another file, an ACL or account the spec does not
+   * name: left as they are (`sync` is what makes a target match its record).
+   */
+  async complete(spec: TargetSpec, options: CreateOptions = {}): Promise<string[]> {
+    const s = normalizeTargetSpec(spec, options);
+    const target = targetSpecToTgtConf(s);
+    const [live, accounts, persisted] = await Promise.all([this.live(), this.globalAccounts(), this.persisted(s.iqn)]);
+    const t = live.find((x) => sameIqn(x.iqn, s.iqn));
+    if (!t) throw new ValidationError(`target ${s.iqn} is not live on ${this.runner.host}: there is nothing to complete`, 'iqn');
+    const steps: Step[] = [];
+    const details: string[] = [];
+    for (const l of resolveLuns(target)) {
+      if (t.luns.some((x) => x.lun === l.lun)) continue;
+      steps.push(lunStep(this.tgtadm, t.tid, l));
+      details.push(`added LUN ${l.lun} (${l.path}${l.scsiSn ? `, serial ${l.scsiSn}` : ''}) to target ${s.iqn} again`);
+    }
+    const users: Array<{ user: string; secret: string; outgoing: boolean }> = [
+      ...target.incomingUsers.map((a) => ({ ...a, outgoing: false })),
+      ...(target.outgoingUser ? [{ ...target.outgoingUser, outgoing: true }] : []),
+    ];
+    for (const a of users) {
+      if (t.accounts.some((x) => x.user === a.user && x.outgoing === a.outgoing)) continue;
+      const exists = accounts.includes(a.user);
+      steps.push(...accountSteps(this.tgtadm, t.tid, a.user, exists ? undefined : a.secret, a.outgoing));
+      details.push(`${exists ? 'bound' : 'created and bound'} ${a.outgoing ? 'outgoing ' : ''}CHAP account ${a.user} to target ${s.iqn} again`);
+    }
+    for (const a of [...target.initiatorAddresses, ...target.initiatorNames]) {
+      if (t.acls.includes(a)) continue;
+      steps.push(bindStep(this.tgtadm, t.tid, a));
+      details.push(`allowed initiator ${a} on target ${s.iqn} again`);
+    }
+    if (!persisted) {
+      const kind: RecordKind = s.persist ? 'persistent' : 'live-only';
+      steps.push(this.recordStep(target, kind, s.export));
+      details.push(`wrote ${recordFile(this.confDir, s.iqn, kind)} again`);
+    }
+    await runPlan(steps, { signal: this.options.signal, onEvent: this.options.onEvent });
+    return details;
+  }
+
+  /** Our records in conf.d: every target we made, live or not. */
+  async configured(): Promise<Array<{ iqn: string; export?: string }>> {
+    return (await readRecords(this.runner, this.confDir)).map((r) => ({ iqn: r.iqn, ...(r.export !== undefined ? { export: r.export } : {}) }));
+  }
+
+  /** Accounts tgtd keeps (`--mode account`) that no live target has bound. */
+  async unboundAccounts(): Promise<string[]> {
+    const [accounts, live] = await Promise.all([this.tgtadm.showAccounts(), this.tgtadm.showTargets()]);
+    const bound = new Set(live.flatMap((t) => t.accounts.map((a) => a.user)));
+    return accounts.filter((u) => !bound.has(u));
+  }
+
+  deleteAccount(user: string): Promise<void> {
+    return this.tgtadm.deleteAccount(user);
   }
 
   // ---- delete ----------------------------------------------------------------------------

@@ -17,6 +17,8 @@ export interface TgtRecord {
   iqn: string;
   kind: RecordKind;
   file: string;
+  /** The export that made the target (`virt-iscsi export`), when one did. */
+  export?: string;
   /** The block; unset when the file could not be read back (then `error` says why). */
   target?: TgtTarget;
   error?: string;
@@ -25,13 +27,15 @@ export interface TgtRecord {
 const PREFIX = 'virt-iscsi-';
 const EXT: Record<RecordKind, string> = { persistent: '.conf', 'live-only': '.live-only' };
 const HEADER = /^# virt-iscsi: target (\S+) \((persistent|live only)\b/;
+/** The header line that says which export made the target: what tells an export's target from one of `target create`. */
+const EXPORT_LINE = /^# virt-iscsi: made by export ([a-z0-9][a-z0-9.-]{0,47})$/m;
 
 /** iqn.2024-01.com.example:disk1 -> virt-iscsi-iqn.2024-01.com.example_disk1.conf */
 export function recordFile(confDir: string, iqn: string, kind: RecordKind): string {
   return posix.join(confDir, `${PREFIX}${iqn.toLowerCase().replace(/:/g, '_')}${EXT[kind]}`);
 }
 
-export function buildRecord(target: TgtTarget, kind: RecordKind): string {
+export function buildRecord(target: TgtTarget, kind: RecordKind, exportName?: string): string {
   const header =
     kind === 'persistent'
       ? [
@@ -43,6 +47,7 @@ export function buildRecord(target: TgtTarget, kind: RecordKind): string {
           `# virt-iscsi: target ${target.iqn} (live only: made with --no-persist; tgt-admin does not read this file)`,
           '# It records that virt-iscsi made the target; "virt-iscsi target sync" removes it once the target is gone.',
         ];
+  if (exportName !== undefined) header.push(`# virt-iscsi: made by export ${exportName}`);
   return `${header.join('\n')}\n${buildTgtTarget(target)}`;
 }
 
@@ -52,6 +57,8 @@ export function parseRecord(file: string, text: string): TgtRecord | undefined {
   if (!m) return undefined;
   const kind: RecordKind = m[2] === 'persistent' ? 'persistent' : 'live-only';
   const rec: TgtRecord = { iqn: m[1]!, kind, file };
+  const made = EXPORT_LINE.exec(text.split('\n<')[0]!);
+  if (made) rec.export = made[1]!;
   try {
     const blocks = parseTgtConf(text).chunks.filter((c) => c.kind === 'target');
     if (blocks.length !== 1) throw new Error(`holds ${blocks.length} <target> blocks, not 1`);
@@ -90,10 +97,10 @@ export async function readRecords(runner: Runner, confDir: string): Promise<TgtR
 }
 
 /** Writes (atomically replaces) the target's record; 0600 when it holds CHAP secrets. */
-export async function writeRecord(runner: Runner, confDir: string, target: TgtTarget, kind: RecordKind): Promise<string> {
+export async function writeRecord(runner: Runner, confDir: string, target: TgtTarget, kind: RecordKind, exportName?: string): Promise<string> {
   const secret = target.incomingUsers.length > 0 || target.outgoingUser !== undefined;
   const file = recordFile(confDir, target.iqn, kind);
-  const write = (): Promise<void> => runner.writeFile(file, buildRecord(target, kind), { mode: secret ? 0o600 : 0o644, secret });
+  const write = (): Promise<void> => runner.writeFile(file, buildRecord(target, kind, exportName), { mode: secret ? 0o600 : 0o644, secret });
   const mkdir = async (): Promise<boolean> => {
     if ((await runner.run(['test', '-d', confDir], { query: true })).exitCode === 0) return false;
     await runChecked(runner, ['mkdir', '-p', confDir]);

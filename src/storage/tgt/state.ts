@@ -33,6 +33,7 @@ export function toTargetState(t: TgtShowTarget, rec: TgtRecord | undefined, size
     accounts: t.accounts.map((a) => a.user),
     persisted: rec?.kind === 'persistent',
     managed: rec !== undefined,
+    ...(rec?.export !== undefined ? { export: rec.export } : {}),
   };
   const out = t.accounts.find((a) => a.outgoing);
   if (out) state.outgoingAccount = out.user;
