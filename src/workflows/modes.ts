@@ -4,6 +4,7 @@
 // none compares mode names. A new mode is a new row.
 import type { Portal } from '../names/portal.js';
 import type { Step } from '../plan/plan.js';
+import { SINGLE_PATH_SESSION, type SessionSettings } from '../hypervisor/session-settings.js';
 import type { Virsh } from '../hypervisor/virsh.js';
 import type { PoolType } from '../xml/pool.js';
 import type { HypervisorFacts } from './probe.js';
@@ -12,13 +13,17 @@ import {
   inspectDevice,
   inspectNothing,
   inspectPool,
+  loginResize,
   loginVisibility,
   logoutTeardown,
+  noResize,
   networkVisibility,
   noTeardown,
+  poolResize,
   poolTeardown,
   poolVisibility,
   type HypervisorLeftovers,
+  type ResizeContext,
   type VisibilityContext,
   type VisibilityHealth,
 } from './visibility.js';
@@ -33,6 +38,8 @@ export interface ModeEntry {
   readonly pool?: PoolType;
   /** Where the hypervisor keeps the CHAP password: a libvirt secret, or open-iscsi's node record. */
   readonly chapIn: 'libvirt-secret' | 'node-record';
+  /** The session recovery settings the host's sessions get unless told (modes whose host logs in). */
+  readonly sessionSettings?: Readonly<SessionSettings>;
   /** Who the target sees logged in: the host always, or QEMU only while the VM runs with the disk. */
   readonly session: 'host' | 'qemu';
   /** Chosen without --mode in this order, where the hypervisor can (lower first). */
@@ -43,6 +50,8 @@ export interface ModeEntry {
   visible(c: VisibilityContext): Step[];
   /** Steps that take it away from one hypervisor (after the disk is detached). */
   teardown(virsh: Virsh, r: ExportRecord, portal: Portal, found: HypervisorLeftovers): Step[];
+  /** Steps after the target reports a grown LUN, until this hypervisor's host sees it too (QEMU is told after). */
+  resize(c: ResizeContext): Step[];
   /** Status: the hypervisor's side of the LUN. */
   inspect(virsh: Virsh, r: ExportRecord, portal: Portal): Promise<VisibilityHealth>;
 }
@@ -61,10 +70,12 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
     pool: 'iscsi',
     chapIn: 'libvirt-secret',
     session: 'host',
+    sessionSettings: SINGLE_PATH_SESSION,
     autoRank: 1,
     unavailable: needsLogin('pool'),
     visible: poolVisibility('iscsi'),
     teardown: poolTeardown('iscsi'),
+    resize: poolResize('iscsi'),
     inspect: (virsh, r) => inspectPool(virsh, r),
   },
   direct: {
@@ -79,6 +90,7 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
       f.iscsiDirect ? undefined : `mode direct needs libvirt's iscsi-direct pool backend on ${host} (libvirt-daemon-driver-storage-iscsi-direct); use --mode network`,
     visible: poolVisibility('iscsi-direct'),
     teardown: poolTeardown('iscsi-direct'),
+    resize: poolResize('iscsi-direct'),
     inspect: (virsh, r) => inspectPool(virsh, r),
   },
   network: {
@@ -91,6 +103,7 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
     unavailable: () => undefined,
     visible: networkVisibility,
     teardown: noTeardown,
+    resize: noResize,
     inspect: inspectNothing,
   },
   block: {
@@ -99,9 +112,11 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
     hostLogin: true,
     chapIn: 'node-record',
     session: 'host',
+    sessionSettings: SINGLE_PATH_SESSION,
     unavailable: needsLogin('block'),
     visible: loginVisibility,
     teardown: (virsh, r, portal) => logoutTeardown(virsh, r, portal),
+    resize: loginResize,
     inspect: (virsh, r, portal) => inspectDevice(virsh, r, portal),
   },
 };

@@ -12,6 +12,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, posix } from 'node:path';
 import { ValidationError } from '../errors.js';
 import type { Attachment } from '../hypervisor/disk-steps.js';
+import { checkSessionSettings, SESSION_SETTING_KEYS, type SessionSettings } from '../hypervisor/session-settings.js';
 import { checkLibvirtUri } from '../names/libvirt-uri.js';
 import { parseIscsiName, toIqnIdentifier } from '../names/iscsi-name.js';
 import { formatPortal, parsePortal } from '../names/portal.js';
@@ -67,6 +68,8 @@ interface RecordBase {
   persist: boolean;
   /** Every hypervisor the export serves, the first one the one it was made for. */
   hypervisors: HypervisorPart[];
+  /** open-iscsi session recovery on the hypervisors' sessions (modes whose host logs in). */
+  session?: SessionSettings;
   /** The stack (`apply -f`) that declared this export: apply removes it once no longer declared. */
   stack?: string;
   createdAt: string;
@@ -162,6 +165,7 @@ export function parseRecord(file: string, text: string): ExportRecord {
     if (x.attachment !== undefined) part.attachment = checked(`hypervisors[${i}].attachment`, () => checkAttachment(x.attachment));
     return part;
   });
+  const session = r.session === undefined ? undefined : checked('session', () => checkRecordSession(r.session));
   const stack = r.stack === undefined ? undefined : str('stack');
   if (stack !== undefined && !STACK.test(stack)) fail(`names stack ${JSON.stringify(stack)}`);
   const base: RecordBase = {
@@ -182,6 +186,7 @@ export function parseRecord(file: string, text: string): ExportRecord {
     vm: checked('vm', () => checkDomainName(str('vm'))),
     persist: bool('persist'),
     hypervisors,
+    ...(session !== undefined ? { session } : {}),
     ...(stack !== undefined ? { stack } : {}),
     createdAt,
   };
@@ -202,6 +207,17 @@ export function parseRecord(file: string, text: string): ExportRecord {
     case 'block':
       return { ...base, mode: 'block' };
   }
+}
+
+function checkRecordSession(v: unknown): SessionSettings {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+  const x = v as Record<string, unknown>;
+  const keys = Object.keys(SESSION_SETTING_KEYS) as Array<keyof SessionSettings>;
+  for (const k of Object.keys(x)) if (!(keys as string[]).includes(k)) throw new Error(`unknown key ${JSON.stringify(k)}`);
+  for (const k of keys) if (typeof x[k] !== 'number') throw new Error(`${k} is not a number`);
+  const out = { replacementTimeout: x.replacementTimeout as number, noopOutInterval: x.noopOutInterval as number, noopOutTimeout: x.noopOutTimeout as number };
+  checkSessionSettings(out);
+  return out;
 }
 
 function checkAttachment(a: unknown): Attachment {

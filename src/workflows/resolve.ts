@@ -8,6 +8,7 @@ import { resolve as resolvePath, posix } from 'node:path';
 import { PrerequisiteError, ValidationError } from '../errors.js';
 import { hostName } from '../hypervisor/host.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
+import { checkSessionSettings, SESSION_SETTING_FLAGS, type SessionSettings } from '../hypervisor/session-settings.js';
 import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from '../names/libvirt-uri.js';
 import { Virsh } from '../hypervisor/virsh.js';
 import { sameIqn } from '../names/iscsi-name.js';
@@ -210,6 +211,31 @@ function initiatorFor(mode: ModeEntry, f: HypervisorFacts, host: string): string
   return generatedInitiator(f.hostname, f.machineId);
 }
 
+/**
+ * The session recovery settings of the host's sessions: the ones given, else the earlier
+ * run's, else the mode's. A mode where QEMU logs in has none, and refuses them given.
+ */
+export function sessionSettingsFor(mode: ModeEntry, o: Pick<ExportOptions, 'replacementTimeout' | 'noopOutInterval' | 'noopOutTimeout'>, prior?: SessionSettings): SessionSettings | undefined {
+  const given: Partial<SessionSettings> = {
+    ...(o.replacementTimeout !== undefined ? { replacementTimeout: o.replacementTimeout } : {}),
+    ...(o.noopOutInterval !== undefined ? { noopOutInterval: o.noopOutInterval } : {}),
+    ...(o.noopOutTimeout !== undefined ? { noopOutTimeout: o.noopOutTimeout } : {}),
+  };
+  checkSessionSettings(given);
+  const defaults = mode.sessionSettings;
+  if (!defaults) {
+    const flag = (Object.keys(given) as Array<keyof SessionSettings>)[0];
+    if (flag) {
+      throw new ValidationError(
+        `${SESSION_SETTING_FLAGS[flag]} sets open-iscsi's sessions on the hypervisor, but in mode ${mode.name} QEMU logs in itself; it applies to the modes whose host logs in (${Object.values(MODES).filter((m) => m.sessionSettings).map((m) => m.name).join(', ')})`,
+        flag,
+      );
+    }
+    return undefined;
+  }
+  return { ...defaults, ...prior, ...given };
+}
+
 /** The mode's own fields of the record. */
 function modeFields(mode: ModeEntry, name: string, chap: boolean): ModeFields {
   const secret = chap && mode.chapIn === 'libvirt-secret' ? { secretUsage: secretUsage(name) } : {};
@@ -286,6 +312,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
     }
   }
   const stack = o.stack ?? prior?.stack;
+  const sessionSettings = sessionSettingsFor(mode, o, prior?.session);
   const iqn = prior?.target ?? exportTargetIqn(hostAuthority(storage.hostname), name, o.now);
   const target = await checkNotServed(storage, iqn);
   const hypervisors: HypervisorPart[] = sides.map((s, i) => ({ uri: s.uri, connect, initiator: initiators[i]! }));
@@ -307,6 +334,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
     vm,
     persist: wanted.persist,
     hypervisors,
+    ...(sessionSettings ? { session: sessionSettings } : {}),
     ...(stack !== undefined ? { stack } : {}),
     createdAt: prior?.createdAt ?? (o.now ?? new Date()).toISOString(),
     ...modeFields(mode, name, chap),

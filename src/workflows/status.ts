@@ -20,7 +20,7 @@ import { modeOf } from './modes.js';
 import { viewIfThere } from './probe.js';
 import { DEFAULT_HOST_RECORD_DIR, listRecords, localStateDir, recordPool, type ExportRecord } from './records.js';
 import type { RecordDirs } from './types.js';
-import { diskHealth, findOurs, type Health } from './visibility.js';
+import { diskHealth, findOurs, inspectSessionSettings, type Health } from './visibility.js';
 
 export type { Health };
 
@@ -36,6 +36,8 @@ export interface ExportHealth {
   volume: Health;
   disk: Health;
   session: Health;
+  /** The host's node record and live session hold the recorded recovery settings (modes whose host logs in). */
+  settings: Health;
 }
 
 /** One hypervisor's view of the export. */
@@ -50,6 +52,7 @@ export interface HypervisorStatus {
   volume: Health;
   disk: Health;
   session: Health;
+  settings: Health;
   dev?: string;
   device?: 'disk' | 'cdrom';
   live?: boolean;
@@ -120,18 +123,35 @@ async function storageView(session: Session, r: ExportRecord, problems: string[]
   }
 }
 
+/**
+ * The target is not live: when the backend's configuration still holds it (the target
+ * daemon restarted, the storage host rebooted), the command that brings it back.
+ */
+async function missingTarget(session: Session, r: ExportRecord): Promise<string> {
+  try {
+    const backend = createBackend(r.backend, await session.runner(r.storage), r.backendOptions);
+    if (await backend.persisted(r.target)) {
+      return `target ${r.target} is not live on ${r.storage} but its configuration holds it (the target daemon restarted?): ${backend.restoreHint()} to bring it back`;
+    }
+  } catch {
+    /* the plain fact below */
+  }
+  return `target ${r.target} is not on ${r.storage}, nor in its configuration: unexport ${r.name} and export it again`;
+}
+
 async function hypervisorView(session: Session, r: ExportRecord, i: number, t: TargetState | null | undefined, problems: string[]): Promise<HypervisorStatus> {
   const part = r.hypervisors[i]!;
   const m = modeOf(r);
-  const out: HypervisorStatus = { uri: part.uri, initiator: part.initiator, running: false, defined: false, pool: 'unknown', volume: 'unknown', disk: 'unknown', session: 'unknown' };
+  const out: HypervisorStatus = { uri: part.uri, initiator: part.initiator, running: false, defined: false, pool: 'unknown', volume: 'unknown', disk: 'unknown', session: 'unknown', settings: 'unknown' };
   try {
     const runner = await session.runner(part.uri);
     const virsh = new Virsh(runner, part.connect);
     const portal = await new Iscsiadm(runner).resolvePortal(parsePortal(r.portal));
-    const [seen, view] = await Promise.all([m.inspect(virsh, r, portal), viewIfThere(virsh, r.vm)]);
+    const [seen, view, settings] = await Promise.all([m.inspect(virsh, r, portal), viewIfThere(virsh, r.vm), inspectSessionSettings(virsh, r, portal)]);
     out.pool = seen.pool;
     out.volume = seen.volume;
-    problems.push(...seen.problems);
+    out.settings = settings.settings;
+    problems.push(...seen.problems, ...settings.problems);
     out.defined = view !== undefined;
     out.running = view?.live !== undefined;
     const d = diskHealth(view ? findOurs(view, markOf(r)) : undefined, out.running);
@@ -175,8 +195,9 @@ async function statusOf(session: Session, r: ExportRecord, records: ExportStatus
     volume: worst(hvs.map((h) => h.volume)),
     disk: worst(hvs.map((h) => h.disk)),
     session: worst(hvs.map((h) => h.session)),
+    settings: worst(hvs.map((h) => h.settings)),
   };
-  if (t === null) problems.push(`target ${r.target} is not on ${r.storage}`);
+  if (t === null) problems.push(await missingTarget(session, r));
   if (health.lun === 'wrong') problems.push(`LUN ${r.lun} serves ${lun!.path} (serial ${lun!.serial ?? 'none'}), not ${r.image} (serial ${r.serial})`);
   if (t && health.lun === 'missing') problems.push(`target ${r.target} has no LUN ${r.lun}`);
   for (const h of missingAcl) problems.push(`target ${r.target} does not allow ${h.initiator} (${h.uri})`);
@@ -186,7 +207,7 @@ async function statusOf(session: Session, r: ExportRecord, records: ExportStatus
   const state: ExportStatus['state'] = journal ? (busy ? 'busy' : 'interrupted') : healthy ? 'ok' : 'degraded';
   if (journal && !busy) {
     const last = journal.open.filter((s) => !s.done).pop() ?? journal.open[journal.open.length - 1];
-    problems.unshift(`a run of export ${r.name} was interrupted${last ? ` during: ${last.title}` : ''}`);
+    problems.unshift(`a ${journal.op === 'resize' ? 'resize' : 'run'} of export ${r.name} was interrupted${last ? ` during: ${last.title}` : ''}`);
   }
   return {
     name: r.name,
@@ -211,7 +232,7 @@ async function statusOf(session: Session, r: ExportRecord, records: ExportStatus
     healthy: healthy && !journal,
     problems,
     records,
-    ...(journal && !busy ? { fix: `${undoCommand(r, hostRecordDir)}   (or run the same export again to finish it)` } : {}),
+    ...(journal && !busy ? { fix: journal.finish !== undefined ? `${journal.finish}   (runs the resize again to finish it)` : `${undoCommand(r, hostRecordDir)}   (or run the same export again to finish it)` } : {}),
   };
 }
 

@@ -28,6 +28,9 @@ interface ExportFlags extends HostCommandOptions {
   install?: boolean;
   hostRecords?: string;
   lockTimeout?: number;
+  replacementTimeout?: number;
+  noopOutInterval?: number;
+  noopOutTimeout?: number;
 }
 
 /** A whole number of seconds, 1 to 3600. */
@@ -85,6 +88,7 @@ export function renderExport(r: ExportResult): string {
     `  image   ${x.image} (${size(x.sizeBytes)}${x.cdrom ? ', CD-ROM' : x.readonly ? ', read-only' : ''}) on ${x.storage}`,
     `  target  ${x.target} LUN ${x.lun} (serial ${x.serial}, ${x.backend}), allowing ${x.hypervisors.map((h) => h.initiator).join(', ')}${x.chapUser ? ` with CHAP user ${x.chapUser}` : ''}`,
     `  portal  ${x.portal}`,
+    ...(x.session ? [`  session replacement_timeout ${x.session.replacementTimeout} s, noop-out every ${x.session.noopOutInterval} s (timeout ${x.session.noopOutTimeout} s)`] : []),
     ...(pool ? [`  pool    ${pool} on ${x.hypervisors.map((h) => h.uri).join(', ')}`] : []),
     ...(several
       ? x.hypervisors.map((h) => `  VM      ${x.vm} on ${h.uri}: ${h.attachment ? where(h.attachment) : 'not defined there (ready for it)'}`)
@@ -118,7 +122,10 @@ export function registerExport(program: Command): void {
             .option('--conf-dir <dir>', `tgt: where target records are written (default ${DEFAULT_CONF_DIR})`)
             .option('--install', 'install tgt on the storage host when it is missing')
             .option('--host-records <dir>', `where the storage host keeps export records (default ${DEFAULT_HOST_RECORD_DIR})`)
-            .option('--lock-timeout <seconds>', "how long to wait for another virt-iscsi's lock on the storage host (default 60)", seconds),
+            .option('--lock-timeout <seconds>', "how long to wait for another virt-iscsi's lock on the storage host (default 60)", seconds)
+            .option('--replacement-timeout <seconds>', 'pool, block: how long I/O waits for a lost iSCSI session before failing (open-iscsi replacement_timeout; default 120)', seconds)
+            .option('--noop-out-interval <seconds>', 'pool, block: seconds between pings on an idle iSCSI connection (default 5)', seconds)
+            .option('--noop-out-timeout <seconds>', 'pool, block: seconds a ping may go unanswered before the connection counts as lost (default 5)', seconds),
         ),
       ),
     ),
@@ -149,6 +156,9 @@ export function registerExport(program: Command): void {
               install: o.install,
               hostRecordDir: o.hostRecords,
               ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout * 1000 } : {}),
+              ...(o.replacementTimeout !== undefined ? { replacementTimeout: o.replacementTimeout } : {}),
+              ...(o.noopOutInterval !== undefined ? { noopOutInterval: o.noopOutInterval } : {}),
+              ...(o.noopOutTimeout !== undefined ? { noopOutTimeout: o.noopOutTimeout } : {}),
               signal,
               setLeftHint: interrupts.setLeftHint,
               ...hooks,

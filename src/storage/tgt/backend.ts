@@ -8,7 +8,8 @@ import { parseIscsiName, sameIqn } from '../../names/iscsi-name.js';
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import { runChecked } from '../../runner/check.js';
 import type { Runner } from '../../runner/types.js';
-import type { CreateOptions, DeleteOptions, LunSpec, SyncItem, SyncOptions, TargetBackend, TargetSpec, TargetState } from '../backend.js';
+import { quoteArgv } from '../../runner/quote.js';
+import type { CreateOptions, DeleteOptions, GrowOptions, GrowResult, LunSpec, SyncItem, SyncOptions, TargetBackend, TargetSpec, TargetState } from '../backend.js';
 import { backingKind, checkLunImage } from '../backing.js';
 import { fileIdentities, type ImageInfo } from '../image.js';
 import { normalizeTargetSpec } from '../spec.js';
@@ -91,7 +92,8 @@ export class TgtBackend implements TargetBackend {
     return this.startsInPlan ? Promise.resolve([]) : this.tgtadm.showAccounts();
   }
 
-  readonly capabilities = { growLunInPlace: false, secretOffArgv: false, addressAcls: true } as const;
+  /** tgtd reads a LUN's size when it opens the backing store: growLun reopens it (reopenLun), which closes it for a moment. */
+  readonly capabilities = { growLunInPlace: true, growClosesLun: true, secretOffArgv: false, addressAcls: true } as const;
 
   status(): Promise<TgtStatus> {
     return tgtStatus(this.tgtadm);
@@ -309,6 +311,48 @@ export class TgtBackend implements TargetBackend {
       for (const u of users) if (existing.has(u) && !elsewhere.has(u)) await this.tgtadm.deleteAccount(u);
     }
     for (const rec of records) await this.runner.removeFile(rec.file);
+  }
+
+  // ---- grow ------------------------------------------------------------------------------
+
+  /**
+   * tgtd opens the LUN's backing store again (reopenLun) and so reads its new size. tgtd
+   * shows sizes as whole megabytes (10^6 bytes, rounded to the nearest: 100663296 bytes is
+   * "Size: 101 MB"), which is what is checked afterwards.
+   */
+  async growLun(iqn: string, lun: number, o: GrowOptions): Promise<GrowResult> {
+    const name = parseIscsiName(iqn, 'target name');
+    const host = this.runner.host;
+    const find = async (): Promise<{ t: TgtShowTarget; l: TgtShowTarget['luns'][number] }> => {
+      const t = (await this.tgtadm.showTargets()).find((x) => sameIqn(x.iqn, name));
+      if (!t) throw new ValidationError(`target ${name} is not live on ${host}: ${this.restoreHint()} first`, 'iqn');
+      const l = t.luns.find((x) => x.lun === lun);
+      if (!l?.backingPath) throw new ValidationError(`target ${name} on ${host} has no LUN ${lun} with a backing store`, 'lun');
+      return { t, l };
+    };
+    const { t, l } = await find();
+    if (l.type !== 'disk') throw new ValidationError(`LUN ${lun} of ${name} is a ${l.type}, not a disk: only disks grow`, 'lun');
+    await this.tgtadm.reopenLun(t.tid, lun, l.backingPath!);
+    const how = `tgtd reopened ${l.backingPath}`;
+    if (this.planning) return { sizeBytes: o.sizeBytes, how };
+    const after = (await find()).l;
+    const want = Math.round(o.sizeBytes / 1e6);
+    if (after.sizeMB !== want || !after.online) {
+      throw new ValidationError(
+        `tgtd on ${host} shows LUN ${lun} of ${name} as ${after.sizeMB} MB${after.online ? '' : ' and offline'} after reopening ${l.backingPath}, not ${want} MB (${o.sizeBytes} bytes)`,
+        'lun',
+      );
+    }
+    return { sizeBytes: o.sizeBytes, how };
+  }
+
+  /** `virt-iscsi target sync` for this tgtd: recreates the targets recorded in conf.d. */
+  restoreHint(): string {
+    const argv = ['virt-iscsi', 'target', 'sync'];
+    if (this.runner.host !== 'local') argv.push('--host', this.runner.host);
+    if (this.options.controlPort !== undefined) argv.push('--control-port', String(this.options.controlPort));
+    if (this.confDir !== DEFAULT_CONF_DIR) argv.push('--conf-dir', this.confDir);
+    return `run "${quoteArgv(argv)}"`;
   }
 
   // ---- sync ------------------------------------------------------------------------------
