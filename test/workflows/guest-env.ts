@@ -13,7 +13,7 @@ import type { ExportOptions } from '../../src/workflows/types.js';
 import { statusReport, type ExportStatus } from '../../src/workflows/status.js';
 import { cleanupStack } from '../helpers/cleanups.js';
 import { cliWith, type CliResult } from '../helpers/cli.js';
-import { ensureLibvirtd, LIBVIRT_URI } from '../helpers/libvirt.js';
+import { ensureLibvirtd, LIBVIRT_URI, type LibvirtdStop } from '../helpers/libvirt.js';
 import { startGuest, type Guest, type WriterResult } from '../helpers/linux-guest.js';
 import { startTgtd, type Tgtd } from '../helpers/tgtd.js';
 
@@ -33,8 +33,8 @@ export interface GuestEnv {
   /** XDG_STATE_HOME for the CLI: the local records are in its virt-iscsi/exports. */
   xdg: string;
   stateDir: string;
-  /** Did this process start libvirtd (as in CI)? Only then may a test restart it. */
-  startedLibvirtd: boolean;
+  /** What ensureLibvirtd returned: `started` says whether this process started libvirtd (as in CI); only then may a test restart it. */
+  libvirtd: LibvirtdStop;
   /** A raw image in the temp dir: sparse, or with every byte allocated. */
   image(name: string, bytes: number, allocated?: boolean): string;
   exportIt(image: string, extra?: Partial<ExportOptions>): ReturnType<typeof exportImage>;
@@ -82,7 +82,7 @@ export async function startGuestEnv(prefix: string): Promise<GuestEnv> {
       hostRecordDir,
       xdg,
       stateDir,
-      startedLibvirtd: stopLibvirtd.started === true,
+      libvirtd: stopLibvirtd,
       image(name, bytes, allocated = false) {
         const path = join(dir, name);
         writeFileSync(path, '');

@@ -129,7 +129,7 @@ describe('resize under a writing Linux guest (private tgtd, libvirtd, TCG)', { t
     const hr = ['--host-records', env.hostRecordDir];
     const cases: Array<[string[], RegExp]> = [
       [['resize', data.name, '--size', '8M', ...hr], /size "8M" \(8 MiB\) is smaller than export .* \(16 MiB\): shrinking destroys the data past the new end; virt-iscsi only grows disks$/],
-      [['resize', data.name, '--size', '-4M', ...hr], /would shrink export .*, which destroys the data past its new end/],
+      [['resize', data.name, '--size', '-4M', ...hr], /size "-4M" would shrink export .*, which destroys the data past its new end: virt-iscsi only grows disks$/],
       [['resize', `${env.id}-nosuch`, '--size', '+4M', ...hr], /no export named ".*-nosuch" is recorded in /],
       [['resize', cd.name, '--size', '+4M', ...hr], /export .* is a read-only CD-ROM: nothing writes past its end/],
       [['resize', ro.name, '--size', '+4M', ...hr], /export .* is a read-only disk: nothing writes past its end/],
