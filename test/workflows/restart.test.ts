@@ -9,6 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LocalRunner } from '../../src/runner/local.js';
+import { createBackend } from '../../src/storage/backends.js';
 import { restartOwnLibvirtd } from '../helpers/libvirt.js';
 import { checkPattern } from '../helpers/linux-guest.js';
 import { inquiry } from '../storage/tgt/initiator.js';
@@ -61,9 +63,11 @@ describe('restarts under a writing Linux guest (private tgtd, libvirtd, TCG)', {
     assert.ok(hint, empty.problems.join('\n'));
     const command = /run "(virt-iscsi target sync [^"]*)" to bring it back$/.exec(hint)?.[1];
     assert.equal(command, `virt-iscsi target sync --control-port ${env.tgtd.controlPort} --conf-dir ${env.confDir}`);
-    const sync = await env.cli(command!.split(' ').slice(1));
-    assert.equal(sync.status, 0, sync.stderr);
-    assert.match(sync.stdout, new RegExp(`${x.target}.*restored`));
+    const tStatus = Date.now() - t0;
+    // What that command does (backend.sync), in this process: a CLI start on a loaded host
+    // would add seconds to the outage the guest rides out. The command itself runs below.
+    const items = await createBackend('tgt', new LocalRunner(), { controlPort: env.tgtd.controlPort, confDir: env.confDir }).sync!();
+    assert.deepEqual(items.find((i) => i.iqn === x.target)?.status, 'restored');
     const backMs = Date.now() - t0;
 
     // QEMU logs in again by itself; the writer goes on.
@@ -72,7 +76,7 @@ describe('restarts under a writing Linux guest (private tgtd, libvirtd, TCG)', {
     const st = await until('status to say healthy', async () => (await env.status(x.name)).healthy, 60_000);
     await sleep(1000);
     const w = await env.guest.stopWriter();
-    t.diagnostic(`tgtd down and back (status twice, target sync by the CLI) ${backMs} ms; writes resumed ${resumedMs} ms after that, status healthy ${st} ms after; longest write ${w.maxWriteMs} ms; stalls ${w.stalls.join(', ') || 'none'}; kernel: ${w.kernelWarnings.join(' | ') || 'nothing'}`);
+    t.diagnostic(`tgtd down and back ${backMs} ms (the two status runs ${tStatus} ms of it); writes resumed ${resumedMs} ms after that, status healthy ${st} ms after; longest write ${w.maxWriteMs} ms; stalls ${w.stalls.join(', ') || 'none'}; kernel: ${w.kernelWarnings.join(' | ') || 'nothing'}`);
     assert.deepEqual(w.errors, [], 'no I/O error in the guest');
     assert.deepEqual(w.mismatches, []);
     assert.ok(w.maxWriteMs >= backMs - 2000, `one write waited out the outage (${w.maxWriteMs} ms, tgtd was away ${backMs} ms)`);
@@ -86,6 +90,10 @@ describe('restarts under a writing Linux guest (private tgtd, libvirtd, TCG)', {
     assert.notEqual(inquiry(login).status, 0, 'without CHAP the target refuses');
     assert.notEqual(inquiry({ ...login, initiator: `iqn.2024-01.dev.virt-iscsi:${env.id}-other`, chap: { user: x.chapUser!, secret } }).status, 0, 'another initiator is refused');
     assert.ok(env.tgtShow().includes(`Initiator: ${x.hypervisors[0]!.initiator}`), "QEMU's session is back");
+    // The command status named, run as a user runs it: the target is there, as recorded.
+    const sync = await env.cli(command!.split(' ').slice(1));
+    assert.equal(sync.status, 0, sync.stderr);
+    assert.match(sync.stdout, new RegExp(`^in-sync: ${x.target.replace(/\./g, '\\.')}$`, 'm'));
   });
 
   test('libvirtd restarted: the autostarted pool of a direct-mode export comes back, the VM keeps its disk, status healthy', async (t) => {
