@@ -102,6 +102,8 @@ interface Side {
   view?: DomainView;
   /** The domain runs (not paused) here: its requests must be drained before the LUN closes. */
   running: boolean;
+  /** An interrupted resize paused the domain here and never resumed it: this run does. */
+  pausedByUs: boolean;
 }
 
 interface Resolved {
@@ -142,6 +144,12 @@ async function resolveResize(session: Session, o: ResizeOptions): Promise<Resolv
     throw new ValidationError(`a run of export ${name} was interrupted: finish it first (run the same export again, or unexport it)`, 'name');
   }
   if (journal && stillRunning(journal)) throw new ValidationError(`export ${name} is being resized by another run (pid ${journal.pid}); wait for it to end`, 'name');
+  // An interrupted resize that paused a domain and never resumed it: by host, from its journal.
+  const pausedByUs = new Set<string>();
+  for (const e of journal?.open ?? []) {
+    if (e.step === 'suspend' && e.host) pausedByUs.add(e.host);
+    if (e.step === 'resume' && e.host && e.done) pausedByUs.delete(e.host);
+  }
   const storageUri = o.storage ?? localRecord?.storage ?? 'local';
   const storage = await session.runner(storageUri);
   const found = await readRecord(storage, hostRecordDir, name);
@@ -178,8 +186,8 @@ async function resolveResize(session: Session, o: ResizeOptions): Promise<Resolv
       const runner = await session.runner(h.uri);
       const virsh = new Virsh(runner, h.connect);
       const [portal, view] = await Promise.all([new Iscsiadm(runner).resolvePortal(parsePortal(record.portal)), viewIfThere(virsh, record.vm)]);
-      const running = view?.live !== undefined && (await virsh.domState(record.vm)).state === 'running';
-      return { uri: h.uri, virsh, portal, ...(view ? { view } : {}), running };
+      const state = view?.live !== undefined ? (await virsh.domState(record.vm)).state : undefined;
+      return { uri: h.uri, virsh, portal, ...(view ? { view } : {}), running: state === 'running', pausedByUs: state === 'paused' && pausedByUs.has(h.uri) };
     }),
   );
   return {
@@ -244,7 +252,8 @@ function resizeSteps(x: Resolved, o: ResizeOptions): { steps: WorkflowStep[]; re
   }
   // Where the backend closes the LUN to reopen it, QEMU must have no request in flight:
   // pausing the domain makes QEMU wait for (drain) every one of them.
-  const quiet = x.backend.capabilities.growClosesLun ? x.sides.filter((s) => s.running) : [];
+  const quiet = x.sides.filter((s) => s.pausedByUs || (x.backend.capabilities.growClosesLun && s.running));
+  const isPaused = async (s: Side): Promise<boolean> => (await s.virsh.domState(r.vm)).state === 'paused';
   const paused = new Map<string, number>();
   // The pause, the target and the resume are one change: looked at once, before the pause.
   let reported: Promise<boolean> | undefined;
@@ -254,7 +263,8 @@ function resizeSteps(x: Resolved, o: ResizeOptions): { steps: WorkflowStep[]; re
       id: 'suspend',
       host: s.uri,
       title: `pause domain ${r.vm}${x.sides.length > 1 ? ` on ${s.uri}` : ''} (QEMU drains its disk requests) while the target reopens the image`,
-      check: targetDone,
+      // Paused already: by the interrupted run this one finishes.
+      check: async () => (await targetDone()) || (await isPaused(s)),
       async apply() {
         paused.set(s.uri, Date.now());
         await s.virsh.suspend(r.vm);
@@ -276,7 +286,8 @@ function resizeSteps(x: Resolved, o: ResizeOptions): { steps: WorkflowStep[]; re
       id: 'resume',
       host: s.uri,
       title: `resume domain ${r.vm}${x.sides.length > 1 ? ` on ${s.uri}` : ''}`,
-      check: targetDone,
+      // Whoever of us paused it (this run, or an interrupted one): resumed; otherwise nothing to do.
+      check: async () => !paused.has(s.uri) && !(await isPaused(s)),
       async apply() {
         await s.virsh.resume(r.vm);
         const t0 = paused.get(s.uri);

@@ -5,7 +5,8 @@
 // iscsi-readcapacity16, virsh domblkinfo/vol-info/domstate, stat on the image.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Session } from '../../src/cli/session.js';
@@ -165,6 +166,47 @@ describe('resize under a writing Linux guest (private tgtd, libvirtd, TCG)', { t
     }
     assert.deepEqual({ show: env.tgtShow(), size: statSync(x.image).size, blk: virsh(['domblkinfo', env.guest.domain, x.hypervisors[0]!.attachment!.dev]) }, before, 'nothing changed');
     assert.equal(virsh(['domstate', env.guest.domain]).trim(), 'running');
+  });
+
+  test('kill -9 while the domain is paused: status names the interrupted resize and the command; that command resumes the domain and finishes; the writer saw no error', async (t) => {
+    const image = env.image(`${env.id}-kill.img`, 16 * MiB);
+    const x = (await env.exportIt(image, { mode: 'network' })).record;
+    const { dev } = await env.guest.waitForDisk({ serial: x.serial }, { timeoutMs: 120_000 });
+    await env.guest.startWriter(dev, { firstBlock: 0, blocks: 32 });
+    await sleep(1000);
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'resize', x.name, '--size', '+8M', '--host-records', env.hostRecordDir], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { ...process.env, XDG_STATE_HOME: env.xdg, VIRT_ISCSI_TEST_PAUSE: 'target:before' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (/test pause before target#1/.test(err)) resolve();
+      });
+      void exited.then((code) => reject(new Error(`resize ended (exit ${code}) before pausing:\n${err}`)));
+    });
+    child.kill('SIGKILL');
+    assert.equal(await exited, null);
+    const killedAt = Date.now();
+    assert.equal(virsh(['domstate', env.guest.domain]).trim(), 'paused', 'killed between the pause and the reopen: the domain is left paused');
+    const st = await env.status(x.name);
+    assert.equal(st.state, 'interrupted');
+    assert.match(st.problems[0]!, new RegExp(`^a resize of export ${x.name} was interrupted during: make target .* report LUN 1 as 24 MiB \\(tgt\\)$`));
+    assert.equal(st.fix, `virt-iscsi resize ${x.name} --size ${24 * MiB} --host-records ${env.hostRecordDir}   (runs the resize again to finish it)`);
+    const again = await env.cli(st.fix!.split('   ')[0]!.split(' ').slice(1).concat('--json'));
+    assert.equal(again.status, 0, again.stderr);
+    const json = JSON.parse(again.stdout) as { pauses: unknown[]; toBytes: number };
+    assert.equal(json.toBytes, 24 * MiB);
+    assert.equal(virsh(['domstate', env.guest.domain]).trim(), 'running', 'the rerun resumed the domain the killed run paused');
+    await until('the guest to see 24 MiB', async () => (await env.guest.diskSize(dev)) === 24 * MiB);
+    const w = await env.guest.stopWriter();
+    t.diagnostic(`paused by the killed run for ${Date.now() - killedAt} ms or more; longest write ${w.maxWriteMs} ms`);
+    assert.deepEqual([w.errors, w.mismatches], [[], []]);
+    const healthy = await env.status(x.name);
+    assert.deepEqual([healthy.state, healthy.healthy, healthy.sizeBytes], ['ok', true, 24 * MiB], healthy.problems.join('; '));
   });
 
   test('a failure while the domain is paused rolls back: the domain runs again; the grown image stays (longer loses nothing); a rerun finishes', async () => {
