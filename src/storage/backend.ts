@@ -94,6 +94,14 @@ export interface BackendCapabilities {
 export interface GrowOptions {
   /** The size the LUN's backing has now (grown first): what the target must report after. */
   sizeBytes: number;
+  /** The LUN's backing as the caller knows it (its record): used when the target shows none, after a reopen that failed. */
+  path?: string;
+  /**
+   * Where the backend closes the LUN (capabilities.growClosesLun), called right around that
+   * moment, so the caller pauses the initiators' I/O for as short a time as it can: `after`
+   * runs whether the change worked or not.
+   */
+  drain?: { before(): Promise<void>; after(): Promise<void> };
 }
 
 export interface GrowResult {

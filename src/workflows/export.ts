@@ -14,7 +14,7 @@ import { quoteArgv } from '../runner/quote.js';
 import { runPlan } from '../plan/plan.js';
 import type { Session } from '../runner/session.js';
 import type { TargetSpec } from '../storage/backend.js';
-import { Journal } from './journal.js';
+import { Journal, type JournalPiece } from './journal.js';
 import { diskAlias, secretDescription } from './names.js';
 import { recordPath, recordPool, recordSecretUsage, removeRecord, sameRecord, writeRecord, type ExportRecord, type HypervisorPart } from './records.js';
 import { resolveExport, type HypervisorSide, type ResolvedExport } from './resolve.js';
@@ -127,7 +127,7 @@ function hypervisorSteps(x: ResolvedExport, h: HypervisorSide, o: Pick<ExportOpt
   const view = h.facts.view;
   if (!view) return steps; // not defined here: ready for the VM to come (migration), nothing to attach
   // A second run finds the disk in place: a controller an earlier run added stays its to remove.
-  const added = h.prior?.attachment?.controller ?? x.journal?.pieces.find((p) => p.kind === 'controller' && p.host === h.uri)?.flags;
+  const added = h.prior?.attachment?.controller ?? x.journal?.pieces.find((p): p is Extract<JournalPiece, { kind: 'controller' }> => p.kind === 'controller' && p.host === h.uri)?.flags;
   const step = attachStep(h.virsh, {
     view,
     request: () => {

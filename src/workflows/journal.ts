@@ -19,7 +19,10 @@ import { parseRecord, type ExportRecord } from './records.js';
 export type JournalOp = 'export' | 'resize';
 
 /** Something a step made that the record alone does not tell (the record names all the rest). */
-export type JournalPiece = { kind: 'controller'; host: string; vm: string; flags: DeviceFlags };
+export type JournalPiece =
+  | { kind: 'controller'; host: string; vm: string; flags: DeviceFlags }
+  /** A resize paused the domain (`resumed`: and ran it again); a run killed in between leaves it paused. */
+  | { kind: 'paused'; host: string; vm: string; resumed?: boolean };
 
 export type JournalEntry =
   | { t: 'begin'; at: string; pid: number; record: ExportRecord; op?: JournalOp; finish?: string }
@@ -140,6 +143,11 @@ export class Journal implements PlanJournal {
     await maybePause(p.kind, when);
   }
 
+  /** A paused domain runs again: written after the fact (a kill before it leaves the pause on record). */
+  async resumed(host: string, vm: string): Promise<void> {
+    await this.append({ t: 'piece', at: new Date().toISOString(), piece: { kind: 'paused', host, vm, resumed: true } });
+  }
+
   /**
    * The run ended. Done: the records say all, the journal goes. Rolled back: it goes too,
    * unless an earlier run (that crashed) may have made pieces this run found in place and
@@ -209,7 +217,7 @@ export function parseJournal(file: string, name: string, text: string): JournalS
         break;
       }
       case 'piece':
-        if (e.piece?.kind === 'controller') state?.pieces.push(e.piece);
+        if (e.piece?.kind === 'controller' || e.piece?.kind === 'paused') state?.pieces.push(e.piece);
         break;
       case 'end':
         if (e.outcome === 'done') state = undefined;

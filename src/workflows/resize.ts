@@ -7,7 +7,8 @@
 //   guest -> both records hold the new size.
 // Shrinking is refused (it would cut off the guest's data), and so is a read-only or CD-ROM
 // export. A grown image is never shrunk back: a rollback after it leaves the file longer,
-// which loses nothing; rerunning the same resize finishes.
+// which loses nothing; rerunning the same resize finishes, and resumes a domain a killed
+// run left paused (its journal says so).
 import { ValidationError, PrerequisiteError } from '../errors.js';
 import { findOurs } from '../hypervisor/disk-steps.js';
 import { blockDeviceSize } from '../hypervisor/host.js';
@@ -146,9 +147,10 @@ async function resolveResize(session: Session, o: ResizeOptions): Promise<Resolv
   if (journal && stillRunning(journal)) throw new ValidationError(`export ${name} is being resized by another run (pid ${journal.pid}); wait for it to end`, 'name');
   // An interrupted resize that paused a domain and never resumed it: by host, from its journal.
   const pausedByUs = new Set<string>();
-  for (const e of journal?.open ?? []) {
-    if (e.step === 'suspend' && e.host) pausedByUs.add(e.host);
-    if (e.step === 'resume' && e.host && e.done) pausedByUs.delete(e.host);
+  for (const p of journal?.pieces ?? []) {
+    if (p.kind !== 'paused') continue;
+    if (p.resumed) pausedByUs.delete(p.host);
+    else pausedByUs.add(p.host);
   }
   const storageUri = o.storage ?? localRecord?.storage ?? 'local';
   const storage = await session.runner(storageUri);
@@ -231,7 +233,7 @@ async function targetReports(x: Resolved): Promise<boolean> {
   return false;
 }
 
-function resizeSteps(x: Resolved, o: ResizeOptions): { steps: WorkflowStep[]; result: Found } {
+function resizeSteps(x: Resolved, o: ResizeOptions, journal?: Journal): { steps: WorkflowStep[]; result: Found } {
   const r = x.record;
   const host = x.storage.host;
   const result: Found = { pauses: [], told: [], seen: [] };
@@ -251,48 +253,53 @@ function resizeSteps(x: Resolved, o: ResizeOptions): { steps: WorkflowStep[]; re
     });
   }
   // Where the backend closes the LUN to reopen it, QEMU must have no request in flight:
-  // pausing the domain makes QEMU wait for (drain) every one of them.
-  const quiet = x.sides.filter((s) => s.pausedByUs || (x.backend.capabilities.growClosesLun && s.running));
-  const isPaused = async (s: Side): Promise<boolean> => (await s.virsh.domState(r.vm)).state === 'paused';
-  const paused = new Map<string, number>();
-  // The pause, the target and the resume are one change: looked at once, before the pause.
-  let reported: Promise<boolean> | undefined;
-  const targetDone = (): Promise<boolean> => (reported ??= targetReports(x));
-  for (const s of quiet) {
-    steps.push({
-      id: 'suspend',
-      host: s.uri,
-      title: `pause domain ${r.vm}${x.sides.length > 1 ? ` on ${s.uri}` : ''} (QEMU drains its disk requests) while the target reopens the image`,
-      // Paused already: by the interrupted run this one finishes.
-      check: async () => (await targetDone()) || (await isPaused(s)),
-      async apply() {
-        paused.set(s.uri, Date.now());
+  // pausing the domain makes QEMU wait for (drain) every one of them. The backend calls the
+  // drain right around the moment it closes the LUN, so the pause holds no lookup or check.
+  const quiet = x.backend.capabilities.growClosesLun ? x.sides.filter((s) => s.running) : [];
+  const on = (s: Side): string => (x.sides.length > 1 ? ` on ${s.uri}` : '');
+  const started = new Map<string, number>();
+  const drain = {
+    async before(): Promise<void> {
+      for (const s of quiet) {
+        await journal?.piece({ kind: 'paused', host: s.uri, vm: r.vm }, 'before');
+        started.set(s.uri, Date.now());
         await s.virsh.suspend(r.vm);
-      },
-      undo: () => s.virsh.resume(r.vm),
-    });
-  }
+        await journal?.piece({ kind: 'paused', host: s.uri, vm: r.vm }, 'after');
+      }
+    },
+    async after(): Promise<void> {
+      // Every domain paused is resumed, even when another's resume fails.
+      const failed: unknown[] = [];
+      for (const s of quiet.filter((q) => started.has(q.uri))) {
+        try {
+          await s.virsh.resume(r.vm);
+          if (!s.virsh.dryRun) result.pauses.push({ hypervisor: s.uri, vm: r.vm, ms: Date.now() - started.get(s.uri)! });
+          await journal?.resumed(s.uri, r.vm);
+        } catch (e) {
+          failed.push(e);
+        }
+      }
+      if (failed.length > 0) throw failed[0];
+    },
+  };
+  const paused = quiet.map((s) => `pause ${r.vm}${on(s)} (QEMU drains its disk requests), `).join('');
   steps.push({
     id: 'target',
     host,
-    title: `make target ${r.target} report LUN ${r.lun} as ${formatSize(x.to)} (${x.backend.name})`,
-    check: targetDone,
+    title: `${paused}make target ${r.target} report LUN ${r.lun} as ${formatSize(x.to)} (${x.backend.name})${quiet.length > 0 ? `, resume ${r.vm}` : ''}`,
+    check: () => targetReports(x),
     async apply() {
-      result.target = (await x.backend.growLun(r.target, r.lun, { sizeBytes: x.to })).how;
+      result.target = (await x.backend.growLun(r.target, r.lun, { sizeBytes: x.to, path: r.image, ...(quiet.length > 0 ? { drain } : {}) })).how;
     },
   });
-  for (const s of quiet) {
+  // A resize killed while the domain was paused left it so: this run resumes it.
+  for (const s of x.sides.filter((q) => q.pausedByUs)) {
     steps.push({
       id: 'resume',
       host: s.uri,
-      title: `resume domain ${r.vm}${x.sides.length > 1 ? ` on ${s.uri}` : ''}`,
-      // Whoever of us paused it (this run, or an interrupted one): resumed; otherwise nothing to do.
-      check: async () => !paused.has(s.uri) && !(await isPaused(s)),
-      async apply() {
-        await s.virsh.resume(r.vm);
-        const t0 = paused.get(s.uri);
-        if (t0 !== undefined) result.pauses.push({ hypervisor: s.uri, vm: r.vm, ms: Date.now() - t0 });
-      },
+      title: `resume domain ${r.vm}${on(s)}, which an interrupted resize paused`,
+      check: async () => (await s.virsh.domState(r.vm)).state !== 'paused',
+      apply: () => s.virsh.resume(r.vm),
     });
   }
   const wait = { timeoutMs: o.waitTimeoutMs ?? 30_000, ...(o.signal ? { signal: o.signal } : {}) };
@@ -350,7 +357,7 @@ export async function resizeExport(session: Session, o: ResizeOptions): Promise<
   const again = resizeCommand(r.name, x.to, { storage: o.storage, hostRecordDir: o.hostRecordDir });
   const journal = session.dryRun ? undefined : await Journal.begin(x.stateDir, r, { op: 'resize', finish: again });
   o.setLeftHint?.(() => `the resize may be half done: "${again}" finishes it`);
-  const plan = resizeSteps(x, o);
+  const plan = resizeSteps(x, o, journal);
   const steps = withHooks(plan.steps, o.hooks);
   o.onPlan?.(steps);
   let ran;

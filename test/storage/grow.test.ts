@@ -4,7 +4,7 @@
 // for real: test/lab/lifecycle.lab.ts); IET refuses in one line.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, truncateSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PrerequisiteError, ValidationError } from '../../src/errors.js';
@@ -68,12 +68,39 @@ test('tgt: the image grown, growLun reopens it: an initiator reads the new capac
   await backend.delete(iqn, { force: true });
 });
 
+test('tgt: the drain brackets only the reopen; a reopen that fails resumes all the same, says the LUN is offline, and a later growLun with the path brings it back', async () => {
+  const disk = sparseImage(dir, 'gone.img', 16 * MiB);
+  const iqn = uniqueIqn('gone');
+  await backend.create({ iqn, luns: [{ lun: 1, path: disk, serial: 'VIGONE0001' }], allow: ['127.0.0.1'], persist: false });
+  const calls: string[] = [];
+  const drain = { before: async () => void calls.push('before'), after: async () => void calls.push('after') };
+  truncateSync(disk, 20 * MiB);
+  await backend.growLun(iqn, 1, { sizeBytes: 20 * MiB, drain });
+  assert.deepEqual(calls, ['before', 'after']);
+  // The image moved away: tgtd closes the old file, cannot open the path, leaves the LUN offline and empty.
+  renameSync(disk, `${disk}.moved`);
+  calls.length = 0;
+  await assert.rejects(backend.growLun(iqn, 1, { sizeBytes: 20 * MiB, drain }), (e: unknown) => {
+    assert.ok(e instanceof ValidationError);
+    assert.match(e.message, new RegExp(`^tgtd on local could not open ${disk} again for LUN 1 of ${iqn} \\(.*\\): the LUN is offline until it can; put the image back at that path and run the resize again$`));
+    return true;
+  });
+  assert.deepEqual(calls, ['before', 'after'], 'the domains are resumed even so');
+  assert.match(lunLines(iqn, 1), /Online: No[\s\S]*Backing store path: None/);
+  renameSync(`${disk}.moved`, disk);
+  await backend.growLun(iqn, 1, { sizeBytes: 20 * MiB, path: disk });
+  assert.match(lunLines(iqn, 1), /Online: Yes[\s\S]*Backing store path: \//);
+  assert.equal(capacity({ portal: tgtd.portal, iqn, lun: 1 }), 20 * MiB);
+  assert.match(lunLines(iqn, 1), /SCSI SN: VIGONE0001/);
+  await backend.delete(iqn, { force: true });
+});
+
 test('tgt: growLun refuses a CD-ROM LUN, a missing LUN, and a target that is not live (naming the command that restores it)', async () => {
   const iso = isoImage(dir, 'grow.iso');
   const iqn = uniqueIqn('growcd');
   await backend.create({ iqn, luns: [{ lun: 1, path: iso, cdrom: true }], allow: ['127.0.0.1'], persist: false });
   await assert.rejects(backend.growLun(iqn, 1, { sizeBytes: 4 * MiB }), /LUN 1 of .* is a cd\/dvd, not a disk: only disks grow/);
-  await assert.rejects(backend.growLun(iqn, 7, { sizeBytes: 4 * MiB }), /has no LUN 7 with a backing store/);
+  await assert.rejects(backend.growLun(iqn, 7, { sizeBytes: 4 * MiB }), /has no LUN 7$/);
   await assert.rejects(
     backend.growLun(uniqueIqn('nosuch'), 1, { sizeBytes: 4 * MiB }),
     new RegExp(`is not live on local: run "virt-iscsi target sync --control-port ${tgtd.controlPort} --conf-dir ${join(dir, 'conf.d')}" first`),

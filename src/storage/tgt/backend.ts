@@ -327,19 +327,35 @@ export class TgtBackend implements TargetBackend {
       const t = (await this.tgtadm.showTargets()).find((x) => sameIqn(x.iqn, name));
       if (!t) throw new ValidationError(`target ${name} is not live on ${host}: ${this.restoreHint()} first`, 'iqn');
       const l = t.luns.find((x) => x.lun === lun);
-      if (!l?.backingPath) throw new ValidationError(`target ${name} on ${host} has no LUN ${lun} with a backing store`, 'lun');
+      if (!l) throw new ValidationError(`target ${name} on ${host} has no LUN ${lun}`, 'lun');
       return { t, l };
     };
     const { t, l } = await find();
+    // No backing: an earlier reopen closed the file and could not open it again.
+    const path = l.backingPath ?? o.path;
+    if (path === undefined) throw new ValidationError(`LUN ${lun} of ${name} on ${host} has no backing store, and none was given to open`, 'lun');
     if (l.type !== 'disk') throw new ValidationError(`LUN ${lun} of ${name} is a ${l.type}, not a disk: only disks grow`, 'lun');
-    await this.tgtadm.reopenLun(t.tid, lun, l.backingPath!);
-    const how = `tgtd reopened ${l.backingPath}`;
+    // Only the reopen itself is drained around: the lookups and checks are outside the pause.
+    await o.drain?.before();
+    try {
+      await this.tgtadm.reopenLun(t.tid, lun, path);
+    } catch (e) {
+      // tgtd closed the old file before it failed to open the path: the LUN is offline, empty.
+      if (!(e instanceof TgtadmError)) throw e;
+      throw new ValidationError(
+        `tgtd on ${host} could not open ${path} again for LUN ${lun} of ${name} (${e.stderr.trim().split('\n').pop() ?? 'refused'}): the LUN is offline until it can; put the image back at that path and run the resize again`,
+        'lun',
+      );
+    } finally {
+      await o.drain?.after();
+    }
+    const how = `tgtd reopened ${path}`;
     if (this.planning) return { sizeBytes: o.sizeBytes, how };
     const after = (await find()).l;
     const want = Math.round(o.sizeBytes / 1e6);
     if (after.sizeMB !== want || !after.online) {
       throw new ValidationError(
-        `tgtd on ${host} shows LUN ${lun} of ${name} as ${after.sizeMB} MB${after.online ? '' : ' and offline'} after reopening ${l.backingPath}, not ${want} MB (${o.sizeBytes} bytes)`,
+        `tgtd on ${host} shows LUN ${lun} of ${name} as ${after.sizeMB} MB${after.online ? '' : ' and offline'} after reopening ${path}, not ${want} MB (${o.sizeBytes} bytes)`,
         'lun',
       );
     }
