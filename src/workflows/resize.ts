@@ -314,7 +314,10 @@ function resizeSteps(x: Resolved, o: ResizeOptions, journal?: Journal): { steps:
       id: 'blockresize',
       host: s.uri,
       title: `tell QEMU (virsh blockresize ${r.vm} ${dev}), which tells the guest, that the disk is ${formatSize(x.to)}`,
-      check: async () => (await s.virsh.blkInfo(r.vm, dev)).capacity >= x.to,
+      // QEMU's own iSCSI driver changes its capacity only at blockresize; over a host block
+      // device QEMU reads the device's size, so there only the records (written last) say
+      // that an earlier run told the guest.
+      check: async () => (await s.virsh.blkInfo(r.vm, dev)).capacity >= x.to && (modeOf(r).session === 'qemu' || r.sizeBytes >= x.to),
       async apply() {
         await s.virsh.blockResize(r.vm, dev, x.to);
         result.told.push({ hypervisor: s.uri, dev });
