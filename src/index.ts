@@ -42,6 +42,16 @@ export type { ExportOptions, RecordDirs, WorkflowStep } from './workflows/types.
 /** Takes an export apart: every piece its records (or a crashed run's journal) name, last made first. */
 export { unexportImage, unexportImage as unexport, PartialUnexportError, type UnexportOptions, type UnexportResult } from './workflows/unexport.js';
 
+/**
+ * Grows an export's disk while its VM runs: the image as it was made, the target, each
+ * hypervisor's host, and QEMU (which tells the guest). Never shrinks; journaled and rolled
+ * back like export.
+ */
+export { resizeExport, resizeExport as resize, targetSize, type ResizeOptions, type ResizeResult, type ResizePause } from './workflows/resize.js';
+
+/** open-iscsi session recovery on the hypervisors' sessions (modes whose host logs in). */
+export { SINGLE_PATH_SESSION, type SessionSettings } from './hypervisor/session-settings.js';
+
 /** Every export known here (and on a storage host), each piece's health on every host; `statusReport` adds the version and unreadable records. */
 export { exportStatus, exportStatus as status, statusReport, STATUS_VERSION, type ExportHealth, type ExportStatus, type HypervisorStatus, type StatusOptions, type StatusReport } from './workflows/status.js';
 

@@ -17,6 +17,7 @@ const GROUPS: Array<{ names: readonly string[]; load: () => Promise<Register> }>
   { names: ['discover', 'login', 'logout', 'pool', 'attach', 'detach', 'media'], load: async () => (await import('./commands/hypervisor.js')).registerHypervisor },
   { names: ['export'], load: async () => (await import('./commands/export.js')).registerExport },
   { names: ['unexport'], load: async () => (await import('./commands/unexport.js')).registerUnexport },
+  { names: ['resize'], load: async () => (await import('./commands/resize.js')).registerResize },
   { names: ['status'], load: async () => (await import('./commands/status.js')).registerStatus },
   { names: ['migrate'], load: async () => (await import('./commands/migrate.js')).registerMigrate },
   { names: ['repair'], load: async () => (await import('./commands/repair.js')).registerRepair },
@@ -47,6 +48,9 @@ export async function buildProgram(command?: string): Promise<Command> {
   return program;
 }
 
+/** Options whose value may start with '-' (a signed size). */
+const SIGNED_VALUE_OPTIONS: ReadonlySet<string> = new Set(['--size']);
+
 /**
  * `--connect -V` gives --connect the value "-V", which the program it reaches would take
  * for an option of its own: an option's value may not start with '-'. (A value that must,
@@ -55,6 +59,8 @@ export async function buildProgram(command?: string): Promise<Command> {
 function refuseOptionLikeValues(command: Command): void {
   for (const opt of command.options) {
     if (!opt.required && !opt.optional) continue;
+    // Read by virt-iscsi itself, never passed on: "--size -4G" is refused for what it asks.
+    if (SIGNED_VALUE_OPTIONS.has(opt.long ?? '')) continue;
     const key = opt.attributeName();
     const v = command.getOptionValue(key) as unknown;
     for (const value of Array.isArray(v) ? v : [v]) {

@@ -106,3 +106,15 @@ export async function qemuFormats(runner: Runner): Promise<string[]> {
   const r = await runner.run(['qemu-img', '--help'], { query: true });
   return r.exitCode === 0 ? parseQemuFormats(r.stdout) : [];
 }
+
+/**
+ * `blockdev --getsize64 DEV` prints the device's size in bytes and a newline (util-linux
+ * 2.38), e.g. "67108864"; undefined when it is not there.
+ */
+export async function blockDeviceSize(runner: Runner, dev: string): Promise<number | undefined> {
+  const r = await runner.run(['blockdev', '--getsize64', dev], { query: true });
+  if (r.exitCode !== 0) return undefined;
+  const n = Number(r.stdout.trim());
+  if (!Number.isSafeInteger(n) || !/^\d+$/.test(r.stdout.trim())) throw new ValidationError(`blockdev --getsize64 ${dev} printed ${JSON.stringify(r.stdout.trim())}, not a number of bytes`, 'blockdev');
+  return n;
+}

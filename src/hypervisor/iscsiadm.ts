@@ -23,6 +23,7 @@ import { sleep } from '../plan/plan.js';
 import { byPathFor } from '../names/by-path.js';
 import { parseIscsiName } from '../names/iscsi-name.js';
 import { formatPortal, type Portal } from '../names/portal.js';
+import { commandError } from '../runner/check.js';
 import type { RunOptions, RunResult, Runner } from '../runner/types.js';
 import { ISCSI_ERR, iscsiadmError } from './iscsiadm-errors.js';
 import {
@@ -36,6 +37,12 @@ import {
   type IscsiSession,
   type NodeEntry,
 } from './iscsiadm-parse.js';
+
+/** The live session's replacement timeout in sysfs (the iscsi_session class). */
+export const recoveryTmoPath = (sid: number): string => {
+  if (!Number.isInteger(sid) || sid < 0) throw new ValidationError(`session id ${sid} is not a session number`, 'session');
+  return `/sys/class/iscsi_session/session${sid}/recovery_tmo`;
+};
 
 export const INITIATOR_NAME_FILE = '/etc/iscsi/initiatorname.iscsi';
 /** Where open-iscsi keeps node records, by distribution family, in the order we look. */
@@ -182,6 +189,25 @@ export class Iscsiadm {
   /** Asks the kernel to rescan the session's LUNs (new LUNs, changed sizes). */
   async rescan(iqn: string, portal: Portal): Promise<void> {
     await this.exec(this.nodeArgs(iqn, portal, ['--rescan']));
+  }
+
+  /**
+   * The live session's replacement timeout, as the kernel holds it:
+   * /sys/class/iscsi_session/sessionSID/recovery_tmo, e.g. "120\n" (Linux 6.1). What the
+   * node record says applies only at login; this is what a running session uses.
+   */
+  async recoveryTimeout(sid: number): Promise<number | undefined> {
+    const text = await this.runner.readFile(recoveryTmoPath(sid));
+    return text === undefined || !/^\d+\s*$/.test(text) ? undefined : Number(text.trim());
+  }
+
+  /** Sets the live session's replacement timeout (the kernel takes it at once; root may write the file). */
+  async setRecoveryTimeout(sid: number, seconds: number): Promise<void> {
+    if (!Number.isInteger(seconds) || seconds < 1) throw new ValidationError(`replacement timeout ${seconds} is not a whole number of seconds, 1 or more`, 'replacement-timeout');
+    // A sysfs attribute is written in place: no temporary file and rename (writeFile's way).
+    const argv = ['sh', '-c', 'printf "%s\\n" "$1" > "$2"', 'sh', String(seconds), recoveryTmoPath(sid)];
+    const r = await this.runner.run(argv);
+    if (r.exitCode !== 0) throw commandError(this.runner, argv, r);
   }
 
   /** Every session with its LUNs and their disks; no session is an empty list. */

@@ -270,6 +270,26 @@ export class Virsh {
     await this.run(['change-media', '--domain', domain, '--path', dev, ...what, ...flagArgs(flags)]);
   }
 
+  /**
+   * Tells QEMU the disk at `dev` is now `bytes` long, and QEMU tells the guest (virtio-scsi
+   * "capacity data has changed", virtio-blk config change). QEMU re-reads what its backend
+   * reports first and refuses to go past it: an iSCSI LUN ("Cannot grow iSCSI devices") or
+   * a host block device must report the new size before this call.
+   */
+  async blockResize(domain: string, dev: string, bytes: number): Promise<void> {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new TypeError(`blockresize size ${bytes} is not a positive whole number of bytes`);
+    await this.run(['blockresize', '--domain', domain, '--path', dev, '--size', `${bytes}B`]);
+  }
+
+  /** Pauses the running domain: QEMU stops its vCPUs and waits for every disk request in flight to end. */
+  async suspend(domain: string): Promise<void> {
+    await this.run(['suspend', '--domain', domain]);
+  }
+
+  async resume(domain: string): Promise<void> {
+    await this.run(['resume', '--domain', domain]);
+  }
+
   async blkList(domain: string, inactive = false): Promise<BlkListEntry[]> {
     return parseBlkList((await this.query(['domblklist', '--details', ...(inactive ? ['--inactive'] : []), '--domain', domain])).stdout);
   }

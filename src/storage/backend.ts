@@ -80,12 +80,37 @@ export type DaemonStatus = 'running' | 'stopped' | 'not-installed';
 
 /** What a backend can and cannot do, where workflows must choose another way. */
 export interface BackendCapabilities {
-  /** A LUN's size can grow while initiators use it (false: tgt reads it once, LIO fileio too). */
+  /** A LUN can be made to report a grown backing's size while the target serves it (growLun). */
   growLunInPlace: boolean;
+  /**
+   * growLun closes the LUN's backing and opens it again (tgt): requests in flight must be
+   * drained first, by pausing the domains whose disk it is.
+   */
+  growClosesLun: boolean;
   /** CHAP secrets reach the target software other than on a command line (`ps` shows argv). */
   secretOffArgv: boolean;
   /** Initiators can be allowed by address as well as by name. */
   addressAcls: boolean;
+}
+
+export interface GrowOptions {
+  /** The size the LUN's backing has now (grown first): what the target must report after. */
+  sizeBytes: number;
+  /** The LUN's backing as the caller knows it (its record): used when the target shows none, after a reopen that failed. */
+  path?: string;
+  /**
+   * Where the backend closes the LUN (capabilities.growClosesLun), called right around that
+   * moment, so the caller pauses the initiators' I/O for as short a time as it can: `after`
+   * runs whether the change worked or not.
+   */
+  drain?: { before(): Promise<void>; after(): Promise<void> };
+}
+
+export interface GrowResult {
+  /** What the target reports for the LUN now (what it was asked to, under a dry run). */
+  sizeBytes: number;
+  /** How it was done, for people: "tgtd reopened /srv/a.img". */
+  how: string;
 }
 
 export interface TargetBackend {
@@ -111,6 +136,14 @@ export interface TargetBackend {
    * initiators that stay allowed are not touched.
    */
   allowInitiators?(iqn: string, initiators: readonly string[]): Promise<void>;
+  /**
+   * Makes the target report the size the LUN's backing has grown to (`o.sizeBytes`),
+   * keeping its serial, identifiers and mapping; its persistent configuration follows.
+   * Refuses in one line where the backend cannot (capabilities.growLunInPlace).
+   */
+  growLun(iqn: string, lun: number, o: GrowOptions): Promise<GrowResult>;
+  /** The command that brings back a target that is in the configuration but not live (after a daemon restart). */
+  restoreHint(): string;
   /** Compares live targets with the backend's persistent configuration and repairs what it can. */
   sync?(options?: SyncOptions): Promise<SyncItem[]>;
   /**

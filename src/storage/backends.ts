@@ -74,6 +74,8 @@ export function createBackend(name: BackendName, runner: Runner, options: Backen
     },
     create: (spec, o) => lock(`create target ${spec.iqn}`, () => inner.create(spec, o)),
     delete: (iqn, o) => lock(`delete target ${iqn}`, () => inner.delete(iqn, o)),
+    growLun: (iqn, lun, o) => lock(`grow LUN ${lun} of ${iqn}`, () => inner.growLun(iqn, lun, o)),
+    restoreHint: () => inner.restoreHint(),
   };
   if (inner.sync) locked.sync = (o) => lock('sync targets', () => inner.sync!(o));
   if (inner.allowInitiators) locked.allowInitiators = (iqn, initiators) => lock(`change the ACL of ${iqn}`, () => inner.allowInitiators!(iqn, initiators));

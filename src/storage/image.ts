@@ -189,3 +189,46 @@ export async function fileIdentities(runner: Runner, paths: readonly string[]): 
   }
   return ids;
 }
+
+/** How much of an image file is allocated: a sparse image has holes, a fully allocated one none. */
+export interface ImageAllocation {
+  sizeBytes: number;
+  allocatedBytes: number;
+}
+
+/**
+ * `stat -L -c '%s %b %B' -- PATH` (GNU coreutils 9.1) prints the length, the blocks
+ * allocated and the size of those blocks, e.g. "67108864 8 512" for a sparse 64 MiB
+ * file with 4 KiB written, "67108864 131072 512" for one fully allocated.
+ */
+export function parseAllocation(stdout: string): ImageAllocation {
+  const m = /^(\d+) (\d+) (\d+)\s*$/.exec(stdout);
+  if (!m) throw new ValidationError(`stat printed ${show(stdout.trim())}, not "SIZE BLOCKS BLOCKSIZE"`, 'stat');
+  return { sizeBytes: Number(m[1]), allocatedBytes: Number(m[2]) * Number(m[3]) };
+}
+
+export async function imageAllocation(runner: Runner, path: string): Promise<ImageAllocation> {
+  return parseAllocation((await runChecked(runner, ['stat', '-L', '-c', '%s %b %B', '--', path], { query: true })).stdout);
+}
+
+/** Grown as it was made: holes stay holes (sparse), or every new byte allocated on disk. */
+export type GrowKind = 'sparse' | 'allocated';
+
+/** A file with every byte allocated (filesystems may allocate a little more than its length) was made that way. */
+export function growKind(a: ImageAllocation): GrowKind {
+  return a.allocatedBytes >= a.sizeBytes ? 'allocated' : 'sparse';
+}
+
+/**
+ * The command that grows a raw image file from `from` to `to` bytes, never shrinking it
+ * and never creating one: sparse, `truncate --no-create --size '>N'` (">": at least N,
+ * so a file grown meanwhile is left alone); allocated, `fallocate --offset FROM --length
+ * DELTA`, which allocates the new part and extends the file to its end.
+ */
+export function growImageArgv(path: string, from: number, to: number, kind: GrowKind): string[] {
+  if (!path.startsWith('/')) throw new ValidationError(`image path ${show(path)} is not an absolute path`, 'path');
+  if (!(Number.isSafeInteger(from) && Number.isSafeInteger(to) && to > from && from >= 0)) throw new ValidationError(`cannot grow ${show(path)} from ${from} to ${to} bytes`, 'size');
+  return kind === 'sparse'
+    ? ['truncate', '--no-create', '--size', `>${to}`, '--', path]
+    : ['fallocate', '--offset', String(from), '--length', String(to - from), '--', path];
+}

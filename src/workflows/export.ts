@@ -18,7 +18,7 @@ import type { LunSpec, TargetSpec } from '../storage/backend.js';
 import { cephUser } from '../storage/rbd/client.js';
 import { rbdLun } from '../storage/rbd/lun.js';
 import { parseRbdRef, rbdImageSpec } from '../storage/rbd/ref.js';
-import { Journal } from './journal.js';
+import { Journal, type JournalPiece } from './journal.js';
 import { cephSecretDescription, diskAlias, secretDescription } from './names.js';
 import { isIscsi, recordPath, recordPool, recordSecretUsage, removeRecord, sameRecord, writeRecord, type ExportRecord, type HypervisorPart, type IscsiExportRecord } from './records.js';
 import { resolveExport, type HypervisorSide, type ResolvedExport } from './resolve.js';
@@ -177,7 +177,7 @@ function hypervisorSteps(x: ResolvedExport, h: HypervisorSide, o: Pick<ExportOpt
   const view = h.facts.view;
   if (!view) return steps; // not defined here: ready for the VM to come (migration), nothing to attach
   // A second run finds the disk in place: a controller an earlier run added stays its to remove.
-  const added = h.prior?.attachment?.controller ?? x.journal?.pieces.find((p) => p.kind === 'controller' && p.host === h.uri)?.flags;
+  const added = h.prior?.attachment?.controller ?? x.journal?.pieces.find((p): p is Extract<JournalPiece, { kind: 'controller' }> => p.kind === 'controller' && p.host === h.uri)?.flags;
   const step = attachStep(h.virsh, {
     view,
     request: () => {

@@ -15,11 +15,17 @@ import type { PlanJournal, Step } from '../plan/plan.js';
 import { checkExportName } from './names.js';
 import { parseRecord, type ExportRecord } from './records.js';
 
+/** What the run that wrote the journal was doing: an export (the default), or a resize of one. */
+export type JournalOp = 'export' | 'resize';
+
 /** Something a step made that the record alone does not tell (the record names all the rest). */
-export type JournalPiece = { kind: 'controller'; host: string; vm: string; flags: DeviceFlags };
+export type JournalPiece =
+  | { kind: 'controller'; host: string; vm: string; flags: DeviceFlags }
+  /** A resize paused the domain (`resumed`: and ran it again); a run killed in between leaves it paused. */
+  | { kind: 'paused'; host: string; vm: string; resumed?: boolean };
 
 export type JournalEntry =
-  | { t: 'begin'; at: string; pid: number; record: ExportRecord }
+  | { t: 'begin'; at: string; pid: number; record: ExportRecord; op?: JournalOp; finish?: string }
   | { t: 'intent'; at: string; step: string; host?: string; title: string }
   | { t: 'piece'; at: string; piece: JournalPiece }
   | { t: 'done'; at: string; step: string; host?: string }
@@ -38,6 +44,9 @@ export interface JournalState {
   record: ExportRecord;
   /** How many runs began it (a run after a crash is the second). */
   runs: number;
+  op: JournalOp;
+  /** The command that finishes what the last run began, when it is not the export itself (a resize). */
+  finish?: string;
   pid: number;
   startedAt: string;
   /** Steps whose change was (maybe) made and not taken back. */
@@ -89,13 +98,13 @@ export class Journal implements PlanJournal {
   ) {}
 
   /** Starts (or continues, after a crash) the journal of `record`'s export. */
-  static async begin(stateDir: string, record: ExportRecord): Promise<Journal> {
+  static async begin(stateDir: string, record: ExportRecord, o: { op?: JournalOp; finish?: string } = {}): Promise<Journal> {
     const dir = journalDir(stateDir);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const file = journalFile(stateDir, record.name);
     const before = await readJournal(stateDir, record.name).catch(() => undefined);
     const j = new Journal(file, before?.runs ?? 0);
-    await j.append({ t: 'begin', at: new Date().toISOString(), pid: process.pid, record });
+    await j.append({ t: 'begin', at: new Date().toISOString(), pid: process.pid, record, ...(o.op && o.op !== 'export' ? { op: o.op } : {}), ...(o.finish ? { finish: o.finish } : {}) });
     await syncDir(dir);
     return j;
   }
@@ -132,6 +141,11 @@ export class Journal implements PlanJournal {
   async piece(p: JournalPiece, when: 'before' | 'after'): Promise<void> {
     if (when === 'before') await this.append({ t: 'piece', at: new Date().toISOString(), piece: p });
     await maybePause(p.kind, when);
+  }
+
+  /** A paused domain runs again: written after the fact (a kill before it leaves the pause on record). */
+  async resumed(host: string, vm: string): Promise<void> {
+    await this.append({ t: 'piece', at: new Date().toISOString(), piece: { kind: 'paused', host, vm, resumed: true } });
   }
 
   /**
@@ -179,6 +193,9 @@ export function parseJournal(file: string, name: string, text: string): JournalS
           name,
           record: parseRecord(`${file} (begin)`, JSON.stringify(e.record)),
           runs: (state?.runs ?? 0) + 1,
+          op: e.op === 'resize' ? 'resize' : 'export',
+          // Printed by status as the fix: only ever the resize command that wrote it.
+          ...(typeof e.finish === 'string' && e.op === 'resize' && /^virt-iscsi resize [^\x00-\x1f\x7f]+$/.test(e.finish) ? { finish: e.finish } : {}),
           pid: Number(e.pid),
           startedAt: String(e.at),
           open: state?.open ?? [],
@@ -200,7 +217,7 @@ export function parseJournal(file: string, name: string, text: string): JournalS
         break;
       }
       case 'piece':
-        if (e.piece?.kind === 'controller') state?.pieces.push(e.piece);
+        if (e.piece?.kind === 'controller' || e.piece?.kind === 'paused') state?.pieces.push(e.piece);
         break;
       case 'end':
         if (e.outcome === 'done') state = undefined;

@@ -4,6 +4,7 @@
 // none compares mode names. A new mode is a new row.
 import type { Portal } from '../names/portal.js';
 import type { Step } from '../plan/plan.js';
+import { SINGLE_PATH_SESSION, type SessionSettings } from '../hypervisor/session-settings.js';
 import type { Virsh } from '../hypervisor/virsh.js';
 import type { PoolType } from '../xml/pool.js';
 import type { HypervisorFacts } from './probe.js';
@@ -12,14 +13,18 @@ import {
   inspectDevice,
   inspectNothing,
   inspectPool,
+  loginResize,
   loginVisibility,
   logoutTeardown,
+  noResize,
   networkVisibility,
   noTeardown,
+  poolResize,
   poolTeardown,
   poolVisibility,
   rbdVisibility,
   type HypervisorLeftovers,
+  type ResizeContext,
   type VisibilityContext,
   type VisibilityHealth,
 } from './visibility.js';
@@ -36,6 +41,8 @@ export interface ModeEntry {
   readonly transport: 'iscsi' | 'rbd';
   /** Where the hypervisor keeps the CHAP password: a libvirt secret, or open-iscsi's node record. */
   readonly chapIn: 'libvirt-secret' | 'node-record';
+  /** The session recovery settings the host's sessions get unless told (modes whose host logs in). */
+  readonly sessionSettings?: Readonly<SessionSettings>;
   /** Who the target sees logged in: the host always, or QEMU only while the VM runs with the disk. */
   readonly session: 'host' | 'qemu';
   /** Chosen without --mode in this order, where the hypervisor can (lower first). */
@@ -46,6 +53,8 @@ export interface ModeEntry {
   visible(c: VisibilityContext): Step[];
   /** Steps that take it away from one hypervisor (after the disk is detached). */
   teardown(virsh: Virsh, r: ExportRecord, portal: Portal, found: HypervisorLeftovers): Step[];
+  /** Steps after the target reports a grown LUN, until this hypervisor's host sees it too (QEMU is told after). */
+  resize(c: ResizeContext): Step[];
   /** Status: the hypervisor's side of the LUN. */
   inspect(virsh: Virsh, r: ExportRecord, portal: Portal): Promise<VisibilityHealth>;
 }
@@ -65,10 +74,12 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
     pool: 'iscsi',
     chapIn: 'libvirt-secret',
     session: 'host',
+    sessionSettings: SINGLE_PATH_SESSION,
     autoRank: 1,
     unavailable: needsLogin('pool'),
     visible: poolVisibility('iscsi'),
     teardown: poolTeardown('iscsi'),
+    resize: poolResize('iscsi'),
     inspect: (virsh, r) => inspectPool(virsh, r),
   },
   direct: {
@@ -84,6 +95,7 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
       f.iscsiDirect ? undefined : `mode direct needs libvirt's iscsi-direct pool backend on ${host} (libvirt-daemon-driver-storage-iscsi-direct); use --mode network`,
     visible: poolVisibility('iscsi-direct'),
     teardown: poolTeardown('iscsi-direct'),
+    resize: poolResize('iscsi-direct'),
     inspect: (virsh, r) => inspectPool(virsh, r),
   },
   network: {
@@ -97,6 +109,7 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
     unavailable: () => undefined,
     visible: networkVisibility,
     teardown: noTeardown,
+    resize: noResize,
     inspect: inspectNothing,
   },
   rbd: {
@@ -109,6 +122,7 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
     autoRank: 0,
     unavailable: (f, host) => (f.qemuRbd ? undefined : `mode rbd needs QEMU's rbd driver on ${host} (qemu-block-extra); use an iSCSI mode (the tgt-rbd gateway)`),
     visible: rbdVisibility,
+    resize: noResize, // QEMU's block_resize grows the image through librbd itself: the host has nothing to rescan
     teardown: noTeardown,
     inspect: inspectNothing,
   },
@@ -119,9 +133,11 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
     hostLogin: true,
     chapIn: 'node-record',
     session: 'host',
+    sessionSettings: SINGLE_PATH_SESSION,
     unavailable: needsLogin('block'),
     visible: loginVisibility,
     teardown: (virsh, r, portal) => logoutTeardown(virsh, r, portal),
+    resize: loginResize,
     inspect: (virsh, r, portal) => inspectDevice(virsh, r, portal),
   },
 };

@@ -12,6 +12,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, posix } from 'node:path';
 import { ValidationError } from '../errors.js';
 import type { Attachment } from '../hypervisor/disk-steps.js';
+import { checkSessionSettings, SESSION_SETTING_KEYS, type SessionSettings } from '../hypervisor/session-settings.js';
 import { checkLibvirtUri } from '../names/libvirt-uri.js';
 import { parseIscsiName, toIqnIdentifier } from '../names/iscsi-name.js';
 import { formatPortal, parsePortal } from '../names/portal.js';
@@ -85,6 +86,8 @@ export interface IscsiFields {
   chapUser?: string;
   /** HOST:PORT the hypervisors dial. */
   portal: string;
+  /** open-iscsi session recovery on the hypervisors' sessions (modes whose host logs in). */
+  session?: SessionSettings;
 }
 
 /** The fields each iSCSI mode adds (the modes table, modes.ts, says what each mode does with them). */
@@ -181,6 +184,7 @@ export function parseRecord(file: string, text: string): ExportRecord {
     if (x.attachment !== undefined) part.attachment = checked(`hypervisors[${i}].attachment`, () => checkAttachment(x.attachment));
     return part;
   });
+  const session = r.session === undefined ? undefined : checked('session', () => checkRecordSession(r.session));
   const stack = r.stack === undefined ? undefined : str('stack');
   if (stack !== undefined && !STACK.test(stack)) fail(`names stack ${JSON.stringify(stack)}`);
   const image = str('image');
@@ -234,6 +238,7 @@ export function parseRecord(file: string, text: string): ExportRecord {
     serial,
     ...(chap !== undefined ? { chapUser: chap } : {}),
     portal: checked('portal', () => formatPortal(parsePortal(str('portal')))),
+    ...(session !== undefined ? { session } : {}),
   };
   if (!iscsi.target.endsWith(`:${toIqnIdentifier(name)}`)) fail(`names target ${JSON.stringify(iscsi.target)}, which is not one export ${name} makes (…:${toIqnIdentifier(name)})`);
   const pool = r.pool === undefined ? undefined : str('pool');
@@ -260,6 +265,17 @@ function cephSettings(c: unknown): CephSettings {
     ...(x.keyring !== undefined ? { keyring: String(x.keyring) } : {}),
   });
   return { ...(client.conf ? { conf: client.conf } : {}), ...(client.id ? { id: client.id } : {}), ...(client.keyring ? { keyring: client.keyring } : {}) };
+}
+
+function checkRecordSession(v: unknown): SessionSettings {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+  const x = v as Record<string, unknown>;
+  const keys = Object.keys(SESSION_SETTING_KEYS) as Array<keyof SessionSettings>;
+  for (const k of Object.keys(x)) if (!(keys as string[]).includes(k)) throw new Error(`unknown key ${JSON.stringify(k)}`);
+  for (const k of keys) if (typeof x[k] !== 'number') throw new Error(`${k} is not a number`);
+  const out = { replacementTimeout: x.replacementTimeout as number, noopOutInterval: x.noopOutInterval as number, noopOutTimeout: x.noopOutTimeout as number };
+  checkSessionSettings(out);
+  return out;
 }
 
 function checkAttachment(a: unknown): Attachment {

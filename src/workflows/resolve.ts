@@ -8,6 +8,7 @@ import { resolve as resolvePath, posix } from 'node:path';
 import { PrerequisiteError, ValidationError } from '../errors.js';
 import { hostName } from '../hypervisor/host.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
+import { checkSessionSettings, SESSION_SETTING_FLAGS, type SessionSettings } from '../hypervisor/session-settings.js';
 import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from '../names/libvirt-uri.js';
 import { Virsh } from '../hypervisor/virsh.js';
 import { sameIqn, toIqnIdentifier } from '../names/iscsi-name.js';
@@ -329,6 +330,31 @@ function initiatorFor(mode: ModeEntry, f: HypervisorFacts, host: string): string
   return generatedInitiator(f.hostname, f.machineId);
 }
 
+/**
+ * The session recovery settings of the host's sessions: the ones given, else the earlier
+ * run's, else the mode's. A mode where QEMU logs in has none, and refuses them given.
+ */
+export function sessionSettingsFor(mode: ModeEntry, o: Pick<ExportOptions, 'replacementTimeout' | 'noopOutInterval' | 'noopOutTimeout'>, prior?: SessionSettings): SessionSettings | undefined {
+  const given: Partial<SessionSettings> = {
+    ...(o.replacementTimeout !== undefined ? { replacementTimeout: o.replacementTimeout } : {}),
+    ...(o.noopOutInterval !== undefined ? { noopOutInterval: o.noopOutInterval } : {}),
+    ...(o.noopOutTimeout !== undefined ? { noopOutTimeout: o.noopOutTimeout } : {}),
+  };
+  checkSessionSettings(given);
+  const defaults = mode.sessionSettings;
+  if (!defaults) {
+    const flag = (Object.keys(given) as Array<keyof SessionSettings>)[0];
+    if (flag) {
+      throw new ValidationError(
+        `${SESSION_SETTING_FLAGS[flag]} sets open-iscsi's sessions on the hypervisor, but in mode ${mode.name} QEMU logs in itself; it applies to the modes whose host logs in (${Object.values(MODES).filter((m) => m.sessionSettings).map((m) => m.name).join(', ')})`,
+        flag,
+      );
+    }
+    return undefined;
+  }
+  return { ...defaults, ...prior, ...given };
+}
+
 /** The mode's own fields of the record. */
 function modeFields(mode: ModeEntry, name: string, chap: boolean, monitors: readonly CephMonitor[]): ModeFields {
   const secret = chap && mode.chapIn === 'libvirt-secret' ? { secretUsage: secretUsage(name) } : {};
@@ -426,6 +452,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
     }
   }
   const stack = o.stack ?? prior?.stack;
+  const sessionSettings = sessionSettingsFor(mode, o, priorIscsi?.session);
   const hypervisors: HypervisorPart[] = sides.map((s, i) => ({ uri: s.uri, connect, initiator: initiators[i]! }));
   const ceph = rbd ? cephSettingsOf(client) : undefined;
   const base = {
@@ -459,6 +486,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
       serial: priorIscsi?.serial ?? target?.luns.find((l) => l.lun === EXPORT_LUN)?.serial ?? newSerial(),
       ...(chap ? { chapUser: chapUser(name) } : {}),
       portal: wanted.portal!,
+      ...(sessionSettings ? { session: sessionSettings } : {}),
       ...(modeFields(mode, name, chap, []) as IscsiModeFields),
     };
     if (chap) chapSecret = target ? await iscsi.backend.storedChapSecret(iqn, chapUser(name)) : newChapSecret();

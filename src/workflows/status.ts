@@ -22,7 +22,7 @@ import { Rbd } from '../storage/rbd/rbd.js';
 import { formatRbdRef, isRbdRef, parseRbdRef, rbdImageSpec } from '../storage/rbd/ref.js';
 import { DEFAULT_HOST_RECORD_DIR, isIscsi, listRecords, localStateDir, recordPool, recordSecretUsage, type ExportRecord, type IscsiExportRecord } from './records.js';
 import type { RecordDirs } from './types.js';
-import { diskHealth, findOurs, type Health } from './visibility.js';
+import { diskHealth, findOurs, inspectSessionSettings, type Health } from './visibility.js';
 
 export type { Health };
 
@@ -42,6 +42,8 @@ export interface ExportHealth {
   volume: Health;
   disk: Health;
   session: Health;
+  /** The host's node record and live session hold the recorded recovery settings (modes whose host logs in). */
+  settings: Health;
 }
 
 /** One hypervisor's view of the export. */
@@ -57,6 +59,8 @@ export interface HypervisorStatus {
   disk: Health;
   session: Health;
   secret: Health;
+  /** The session recovery settings on the host's node record and live session (modes whose host logs in). */
+  settings: Health;
   dev?: string;
   device?: 'disk' | 'cdrom';
   live?: boolean;
@@ -138,6 +142,22 @@ async function storageView(session: Session, r: IscsiExportRecord, problems: str
   }
 }
 
+/**
+ * The target is not live: when the backend's configuration still holds it (the target
+ * daemon restarted, the storage host rebooted), the command that brings it back.
+ */
+async function missingTarget(session: Session, r: IscsiExportRecord): Promise<string> {
+  try {
+    const backend = createBackend(r.backend, await session.runner(r.storage), r.backendOptions);
+    if (await backend.persisted(r.target)) {
+      return `target ${r.target} is not live on ${r.storage} but its configuration holds it (the target daemon restarted?): ${backend.restoreHint()} to bring it back`;
+    }
+  } catch {
+    /* the plain fact below */
+  }
+  return `target ${r.target} is not on ${r.storage}, nor in its configuration: unexport ${r.name} and export it again`;
+}
+
 /** An rbd: image as its cluster sees it, from the storage host: its size and who has it open. */
 async function rbdView(session: Session, r: ExportRecord, problems: string[]): Promise<RbdStatus | null | undefined> {
   const ref = parseRbdRef(r.image);
@@ -158,15 +178,21 @@ async function hypervisorView(session: Session, r: ExportRecord, i: number, t: P
   const m = modeOf(r);
   const chapUser = isIscsi(r) ? r.chapUser : undefined;
   const usage = chapUser && m.chapIn === 'libvirt-secret' ? recordSecretUsage(r) : undefined;
-  const out: HypervisorStatus = { uri: part.uri, initiator: part.initiator, running: false, defined: false, pool: 'unknown', volume: 'unknown', disk: 'unknown', session: 'unknown', secret: usage ? 'unknown' : 'n/a' };
+  const out: HypervisorStatus = { uri: part.uri, initiator: part.initiator, running: false, defined: false, pool: 'unknown', volume: 'unknown', disk: 'unknown', session: 'unknown', secret: usage ? 'unknown' : 'n/a', settings: 'unknown' };
   try {
     const runner = await session.runner(part.uri);
     const virsh = new Virsh(runner, part.connect);
     const portal = isIscsi(r) ? await new Iscsiadm(runner).resolvePortal(parsePortal(r.portal)) : { host: '', port: 0 };
-    const [seen, view, secret] = await Promise.all([m.inspect(virsh, r, portal), viewIfThere(virsh, r.vm), usage ? virsh.secretByUsage(usage) : Promise.resolve(undefined)]);
+    const [seen, view, secret, settings] = await Promise.all([
+      m.inspect(virsh, r, portal),
+      viewIfThere(virsh, r.vm),
+      usage ? virsh.secretByUsage(usage) : Promise.resolve(undefined),
+      inspectSessionSettings(virsh, r, portal),
+    ]);
     out.pool = seen.pool;
     out.volume = seen.volume;
-    problems.push(...seen.problems);
+    out.settings = settings.settings;
+    problems.push(...seen.problems, ...settings.problems);
     if (usage) {
       out.secret = secret ? 'ok' : 'missing';
       if (!secret) problems.push(`libvirt secret ${usage} (the CHAP password) is not defined on ${part.uri}`);
@@ -218,6 +244,7 @@ async function rbdStatusOf(session: Session, r: ExportRecord, problems: string[]
     volume: worst(hvs.map((h) => h.volume)),
     disk: worst(hvs.map((h) => h.disk)),
     session: 'n/a',
+    settings: 'n/a',
   };
   return { health, hvs, ...(img ? { rbd: img } : {}) };
 }
@@ -231,7 +258,7 @@ async function statusOf(session: Session, r: ExportRecord, records: ExportStatus
   const state: ExportStatus['state'] = journal ? (busy ? 'busy' : 'interrupted') : healthy ? 'ok' : 'degraded';
   if (journal && !busy) {
     const last = journal.open.filter((s) => !s.done).pop() ?? journal.open[journal.open.length - 1];
-    problems.unshift(`a run of export ${r.name} was interrupted${last ? ` during: ${last.title}` : ''}`);
+    problems.unshift(`a ${journal.op === 'resize' ? 'resize' : 'run'} of export ${r.name} was interrupted${last ? ` during: ${last.title}` : ''}`);
   }
   return {
     name: r.name,
@@ -254,7 +281,7 @@ async function statusOf(session: Session, r: ExportRecord, records: ExportStatus
     healthy: healthy && !journal,
     problems,
     records,
-    ...(journal && !busy ? { fix: `${undoCommand(r, hostRecordDir)}   (or run the same export again to finish it)` } : {}),
+    ...(journal && !busy ? { fix: journal.finish !== undefined ? `${journal.finish}   (runs the resize again to finish it)` : `${undoCommand(r, hostRecordDir)}   (or run the same export again to finish it)` } : {}),
   };
 }
 
@@ -274,8 +301,9 @@ async function iscsiStatusOf(session: Session, r: IscsiExportRecord, problems: s
     volume: worst(hvs.map((h) => h.volume)),
     disk: worst(hvs.map((h) => h.disk)),
     session: worst(hvs.map((h) => h.session)),
+    settings: worst(hvs.map((h) => h.settings)),
   };
-  if (t === null) problems.push(`target ${r.target} is not on ${r.storage}`);
+  if (t === null) problems.push(await missingTarget(session, r));
   if (health.lun === 'wrong') problems.push(`LUN ${r.lun} serves ${lun!.path} (serial ${lun!.serial ?? 'none'}), not ${served} (serial ${r.serial})`);
   if (t && health.lun === 'missing') problems.push(`target ${r.target} has no LUN ${r.lun}`);
   for (const h of missingAcl) problems.push(`target ${r.target} does not allow ${h.initiator} (${h.uri})`);

@@ -15,7 +15,7 @@ import { sleep } from '../plan/plan.js';
 import type { Runner } from '../runner/types.js';
 import type { TargetBackend } from '../storage/backend.js';
 import { buildController } from '../xml/domain.js';
-import { removeJournal, type JournalState } from './journal.js';
+import { removeJournal, type JournalPiece, type JournalState } from './journal.js';
 import { modeOf } from './modes.js';
 import { viewIfThere } from './probe.js';
 import { isIscsi, recordPath, recordPool, recordSecretUsage, removeRecord, type ExportRecord, type HypervisorPart, type IscsiExportRecord } from './records.js';
@@ -137,7 +137,7 @@ export async function gatherTeardown(c: TeardownContext): Promise<TeardownFacts>
 
 /** The controller the export added on this hypervisor: the record says so, or a crashed run's journal. */
 function addedController(c: TeardownContext, h: HypervisorReach): DeviceFlags | undefined {
-  const fromJournal = c.journal?.pieces.filter((p) => p.kind === 'controller' && p.host === h.part.uri) ?? [];
+  const fromJournal = c.journal?.pieces.filter((p): p is Extract<JournalPiece, { kind: 'controller' }> => p.kind === 'controller' && p.host === h.part.uri) ?? [];
   const flags = [h.part.attachment?.controller, ...fromJournal.map((p) => p.flags)].filter((f): f is DeviceFlags => f !== undefined);
   if (flags.length === 0) return undefined;
   return { live: flags.some((f) => f.live), config: flags.some((f) => f.config) };

@@ -57,6 +57,13 @@ export interface ExportOptions extends RecordDirs {
   lockTimeoutMs?: number;
   /** Install tgt when it is missing. */
   install?: boolean;
+  /**
+   * open-iscsi session recovery, seconds, in the modes whose host logs in (pool, block):
+   * default the mode's (single path: 120, 5, 5); refused in the others (QEMU logs in).
+   */
+  replacementTimeout?: number;
+  noopOutInterval?: number;
+  noopOutTimeout?: number;
   /** How long to wait for LUNs/devices to appear; default 30 s. */
   waitTimeoutMs?: number;
   /** Aborting (SIGINT/SIGTERM/SIGHUP through withInterrupts) rolls back what was done. */
@@ -74,6 +81,13 @@ export interface ExportOptions extends RecordDirs {
 export type StepId =
   | 'daemon'
   | 'node-settings'
+  | 'session-timeout'
+  | 'image'
+  | 'suspend'
+  | 'resume'
+  | 'rescan'
+  | 'pool-refresh'
+  | 'blockresize'
   | 'target'
   | 'acl'
   | 'storage-record'

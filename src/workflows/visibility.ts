@@ -6,22 +6,24 @@
 // step what the disk's source is. Where the host sees a block device, its SCSI serial
 // must be the one set on the LUN before a VM gets it.
 import { attachmentOf, findOurs, type FoundDisk } from '../hypervisor/disk-steps.js';
-import { checkDeviceSerial, isBlockDevice } from '../hypervisor/host.js';
+import { blockDeviceSize, checkDeviceSerial, isBlockDevice } from '../hypervisor/host.js';
 import { Iscsiadm, type ChapCredentials, type WaitOptions } from '../hypervisor/iscsiadm.js';
 import { loginSteps, logoutSteps, nodeDeleteStep } from '../hypervisor/login.js';
 import { poolSteps, volumeLun } from '../hypervisor/pools.js';
+import { nodeSettings, sessionSettingsDrift, sessionSettingsSteps } from '../hypervisor/session-settings.js';
 import { isMissing } from '../hypervisor/virsh-errors.js';
 import type { PoolListEntry } from '../hypervisor/virsh-parse.js';
 import type { Virsh } from '../hypervisor/virsh.js';
 import { byPathFor } from '../names/by-path.js';
 import type { Portal } from '../names/portal.js';
-import type { Step } from '../plan/plan.js';
+import { sleep, type Step } from '../plan/plan.js';
+import { TimeoutError } from '../errors.js';
 import type { DiskSource } from '../xml/disk.js';
 import { poolDef, type PoolDef, type PoolType } from '../xml/pool.js';
 import { parsePortal } from '../names/portal.js';
 import { DEFAULT_CEPH_ID } from '../storage/rbd/client.js';
 import { parseRbdRef, rbdImageSpec } from '../storage/rbd/ref.js';
-import { asIscsi, recordPool, recordSecretUsage, type ExportRecord, type IscsiExportRecord, type RbdExportRecord } from './records.js';
+import { asIscsi, isIscsi, recordPool, recordSecretUsage, type ExportRecord, type IscsiExportRecord, type RbdExportRecord } from './records.js';
 
 /** Filled in as the steps run: what the disk will point at. */
 export interface SourceSlot {
@@ -72,7 +74,7 @@ export function poolVisibility(type: PoolType): (c: VisibilityContext) => Step[]
   return (c) => {
     const r = asIscsi(c.record);
     const def = exportPoolDef(r, type, c.portal, c.initiator);
-    return poolSteps(c.virsh, def, {
+    const steps = poolSteps(c.virsh, def, {
       autostart: r.persist,
       wait: c.wait,
       known: c.knownPool,
@@ -86,21 +88,31 @@ export function poolVisibility(type: PoolType): (c: VisibilityContext) => Step[]
         }
       },
     });
+    // libvirt's pool-start logs the host in itself, writing the node record from iscsid.conf
+    // first: the settings go on the record after it, and on the live session.
+    if (type === 'iscsi' && r.session) steps.push(...sessionSettingsSteps(new Iscsiadm(c.virsh.runner), r.target, c.portal, r.session, { nodeRecord: true }));
+    return steps;
   };
 }
 
 /** The host's open-iscsi logs in without a pool; the disk is the by-path device. */
 export function loginVisibility(c: VisibilityContext): Step[] {
   const r = asIscsi(c.record);
-  return loginSteps(new Iscsiadm(c.virsh.runner), {
+  const iscsiadm = new Iscsiadm(c.virsh.runner);
+  const steps = loginSteps(iscsiadm, {
     target: r.target,
     portal: c.portal,
     ...(c.chap ? { chap: c.chap } : {}),
+    // On the node record before the login, which takes them.
+    ...(r.session ? { settings: nodeSettings(r.session) } : {}),
     luns: [r.lun],
     wait: c.wait,
     serial: r.serial,
     onDevice: (dev) => (c.slot.source = { type: 'block', dev }),
   });
+  // A session already logged in (a second run with other settings) takes the timeout live.
+  if (r.session) steps.push(...sessionSettingsSteps(iscsiadm, r.target, c.portal, r.session, { nodeRecord: false }));
+  return steps;
 }
 
 /** Nothing to make: QEMU logs in when the disk is attached. */
@@ -128,6 +140,96 @@ export function rbdVisibility(c: VisibilityContext): Step[] {
   c.slot.source = rbdSource(c.record as RbdExportRecord);
   return [];
 }
+
+// ---- grow --------------------------------------------------------------------------------
+
+/** What the steps that show a grown LUN on one hypervisor need. */
+export interface ResizeContext {
+  record: IscsiExportRecord;
+  virsh: Virsh;
+  /** The record's portal resolved there. */
+  portal: Portal;
+  /** The size the target reports now. */
+  sizeBytes: number;
+  wait: WaitOptions;
+}
+
+/** Polls the host's block device until the kernel shows the new size (a rescan re-reads capacity). */
+async function waitForDeviceSize(c: ResizeContext, dev: string): Promise<void> {
+  const runner = c.virsh.runner;
+  if (runner.dryRun) return;
+  const timeoutMs = c.wait.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const size = await blockDeviceSize(runner, dev);
+    if (size !== undefined && size >= c.sizeBytes) return;
+    if (Date.now() >= deadline) {
+      throw new TimeoutError(`waited ${Math.round(timeoutMs / 1000)}s on ${runner.host} for ${dev} to show ${c.sizeBytes} bytes after the rescan; it shows ${size ?? 'nothing'}`);
+    }
+    await sleep(250, c.wait.signal);
+  }
+}
+
+const deviceGrown = async (c: ResizeContext, dev: string): Promise<boolean> => ((await blockDeviceSize(c.virsh.runner, dev)) ?? 0) >= c.sizeBytes;
+
+/**
+ * iscsi pool: libvirt's pool-refresh rescans the session (iscsiadm -m session -r SID -R,
+ * which re-reads every LUN's capacity) and the volume's size with it; the by-path device
+ * then shows the new size. iscsi-direct: pool-refresh asks the target itself (libiscsi),
+ * so the pool's volume shows it; QEMU reads it at blockresize.
+ */
+export function poolResize(type: PoolType): (c: ResizeContext) => Step[] {
+  return (c) => {
+    const pool = recordPool(c.record)!;
+    const host = c.virsh.runner.host;
+    if (type === 'iscsi-direct') {
+      return [
+        {
+          id: 'pool-refresh',
+          host,
+          title: `refresh pool ${pool} on ${host} (libvirt reads the LUN's new capacity)`,
+          // libvirt 9.0 shows an iscsi-direct volume 512 bytes short (the last LBA times the block size).
+          check: async () => (await c.virsh.volumes(pool)).some((v) => volumeLun(v.name) === c.record.lun && v.capacity + 512 >= c.sizeBytes),
+          apply: () => c.virsh.poolRefresh(pool),
+        },
+      ];
+    }
+    const dev = byPathFor(c.portal, c.record.target, c.record.lun);
+    return [
+      {
+        id: 'rescan',
+        host,
+        title: `rescan the session of ${c.record.target} on ${host} (pool-refresh ${pool}) until ${dev} shows ${c.sizeBytes} bytes`,
+        check: () => deviceGrown(c, dev),
+        async apply() {
+          await c.virsh.poolRefresh(pool);
+          await waitForDeviceSize(c, dev);
+        },
+      },
+    ];
+  };
+}
+
+/** The host's own session (block mode): iscsiadm rescans it, and the by-path device shows the new size. */
+export function loginResize(c: ResizeContext): Step[] {
+  const dev = byPathFor(c.portal, c.record.target, c.record.lun);
+  const iscsiadm = new Iscsiadm(c.virsh.runner);
+  return [
+    {
+      id: 'rescan',
+      host: c.virsh.runner.host,
+      title: `rescan the session of ${c.record.target} on ${c.virsh.runner.host} until ${dev} shows ${c.sizeBytes} bytes`,
+      check: () => deviceGrown(c, dev),
+      async apply() {
+        await iscsiadm.rescan(c.record.target, c.portal);
+        await waitForDeviceSize(c, dev);
+      },
+    },
+  ];
+}
+
+/** QEMU holds the session: it reads the LUN's capacity again at blockresize. */
+export const noResize = (): Step[] => [];
 
 // ---- take away ----------------------------------------------------------------------------
 
@@ -185,6 +287,13 @@ export interface VisibilityHealth {
   pool: Health;
   volume: Health;
   problems: string[];
+}
+
+/** Where the host's node record or live session differ from the record's settings (modes whose host logs in). */
+export async function inspectSessionSettings(virsh: Virsh, record: ExportRecord, portal: Portal): Promise<{ settings: Health; problems: string[] }> {
+  if (!isIscsi(record) || !record.session) return { settings: 'n/a', problems: [] };
+  const drift = await sessionSettingsDrift(new Iscsiadm(virsh.runner), record.target, portal, record.session);
+  return { settings: drift.length === 0 ? 'ok' : 'wrong', problems: drift.map((d) => `${d}: run the export again to apply the recorded settings`) };
 }
 
 export async function inspectPool(virsh: Virsh, record: ExportRecord): Promise<VisibilityHealth> {

@@ -14,13 +14,16 @@ function pidOf(file: string): number | undefined {
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
+/** What ensureLibvirtd returns: stops what it started; `started` says whether libvirtd was one. */
+export type LibvirtdStop = (() => Promise<void>) & { started?: boolean; libvirtdPid?: number };
+
 /**
  * Makes sure virtlogd and libvirtd run (there is no systemd here). Returns a stop
  * function that stops, by PID, only the daemons this call started; a libvirtd that
- * was already running is left alone.
+ * was already running is left alone. A test may restart libvirtd only when `started`.
  */
-export async function ensureLibvirtd(): Promise<() => Promise<void>> {
-  if (virshOk()) return async () => {};
+export async function ensureLibvirtd(): Promise<LibvirtdStop> {
+  if (virshOk()) return Object.assign(async () => {}, { started: false });
   const started: number[] = [];
   if (spawnSync('pgrep', ['-x', 'virtlogd']).status !== 0) {
     execFileSync('virtlogd', ['-d']);
@@ -30,9 +33,9 @@ export async function ensureLibvirtd(): Promise<() => Promise<void>> {
   execFileSync('libvirtd', ['-d']);
   await waitFor('libvirtd to answer virsh version', virshOk, 30000);
   const libvirtdPid = pidOf('/run/libvirtd.pid');
-  if (libvirtdPid) started.unshift(libvirtdPid);
-  return async () => {
-    for (const pid of started) {
+  const stop: LibvirtdStop = async (): Promise<void> => {
+    // libvirtd first (its PID as it is now: a test may have restarted it), then virtlogd.
+    for (const pid of [...(stop.libvirtdPid ? [stop.libvirtdPid] : []), ...started]) {
       try {
         process.kill(pid, 'SIGTERM');
         await waitFor(`pid ${pid} to exit`, () => !existsSync(`/proc/${pid}`), 15000);
@@ -41,6 +44,26 @@ export async function ensureLibvirtd(): Promise<() => Promise<void>> {
       }
     }
   };
+  stop.started = true;
+  if (libvirtdPid) stop.libvirtdPid = libvirtdPid;
+  return stop;
+}
+
+/**
+ * Restarts a libvirtd this process started (ensureLibvirtd said `started`): SIGTERM by its
+ * PID, then `libvirtd -d` again; resolves once virsh answers. Returns the new PID.
+ */
+export async function restartOwnLibvirtd(stop: LibvirtdStop): Promise<number> {
+  if (!stop.started || !stop.libvirtdPid) throw new Error('this process did not start libvirtd: it must not restart it');
+  const pid = stop.libvirtdPid;
+  process.kill(pid, 'SIGTERM');
+  await waitFor(`libvirtd pid ${pid} to exit`, () => !existsSync(`/proc/${pid}`), 30000);
+  execFileSync('libvirtd', ['-d']);
+  await waitFor('libvirtd to answer virsh version', virshOk, 30000);
+  const next = pidOf('/run/libvirtd.pid');
+  if (!next) throw new Error('libvirtd started but wrote no /run/libvirtd.pid');
+  stop.libvirtdPid = next;
+  return next;
 }
 
 /** The minimal domain from test-machine.md that starts under KVM here and takes hot-plugged disks. */

@@ -17,7 +17,9 @@ import { parseIetSessions, parseIetVolumes } from '../../src/storage/iet/proc.js
 import { parseAclInfo, parseDynamicSessions } from '../../src/storage/lio/sessions.js';
 import { parseSaveconfig } from '../../src/storage/lio/saveconfig.js';
 import { parseLioTree, parseTree } from '../../src/storage/lio/targetcli-ls.js';
-import { parseStat } from '../../src/storage/image.js';
+import { parseAllocation, parseStat } from '../../src/storage/image.js';
+import { fileioInfoSize, storageObjectDir } from '../../src/storage/lio/plan.js';
+import { parseJournal } from '../../src/workflows/journal.js';
 import { parseTgtShowAccounts, parseTgtShowSystem, parseTgtShowTargets } from '../../src/storage/tgt/show-parser.js';
 import { parseRecord } from '../../src/storage/tgt/records.js';
 import { parsePoolCapabilities } from '../../src/workflows/probe.js';
@@ -42,6 +44,29 @@ const iscsiadmFixtures = [...dir('iscsiadm', /\.txt$|\.iscsi$/), ...dir('lab', /
 const xmlIn = dir('xml/in');
 const xmlOut = dir('xml/out');
 const virshFixtures = dir('virsh', /\.txt$/);
+
+/** An export record as export writes it (the journal's first line carries one). */
+const JOURNAL_RECORD = {
+  version: 2,
+  name: 'data',
+  image: '/srv/data.img',
+  sizeBytes: 1048576,
+  cdrom: false,
+  readonly: false,
+  storage: 'local',
+  backend: 'tgt',
+  backendOptions: {},
+  target: 'iqn.2024-01.test:data',
+  lun: 1,
+  serial: 'VI0000000001',
+  portal: '127.0.0.1:3260',
+  vm: 'web1',
+  persist: true,
+  hypervisors: [{ uri: 'local', connect: 'qemu:///system', initiator: 'iqn.2024-01.test:host' }],
+  session: { replacementTimeout: 120, noopOutInterval: 5, noopOutTimeout: 5 },
+  createdAt: '2026-01-01T00:00:00.000Z',
+  mode: 'block',
+};
 
 const CASES: Case[] = [
   { name: 'tgtadm show targets', samples: dir('tgt', /^show-(many|empty)/), parse: parseTgtShowTargets },
@@ -74,6 +99,20 @@ const CASES: Case[] = [
   { name: 'targetcli acl info', samples: dir('lio', /^(acl|sessions|dynamic)/), parse: parseAclInfo },
   { name: 'targetcli sessions', samples: dir('lio', /^(acl|sessions|dynamic)/), parse: parseDynamicSessions },
   { name: 'stat -c %F|%s', samples: ['regular file|5242880\n', 'directory|4096\n', 'block special file|0\n'], parse: parseStat },
+  { name: 'stat -c %s %b %B', samples: ['67108864 8 512\n', '67108864 131072 512\n', '0 0 4096\n'], parse: parseAllocation },
+  {
+    name: 'LIO configfs fileio info',
+    samples: ['Status: ACTIVATED  Max Queue Depth: 128  SectorSize: 512  HwMaxSectors: 16384\n        TCM FILEIO ID: 0        File: /var/lib/r1.img  Size: 100663296  Mode: O_DSYNC Async: 1\n'],
+    parse: fileioInfoSize,
+  },
+  { name: 'find of LIO storage objects', samples: ['/sys/kernel/config/target/core/fileio_3/vi-c6341120-lun1\n/sys/kernel/config/target/core/iblock_0/vi-c6341120-lun1\n'], parse: (t) => storageObjectDir(t, 'fileio', 'vi-c6341120-lun1') },
+  {
+    name: 'export journal',
+    samples: [
+      `${JSON.stringify({ t: 'begin', at: '2026-01-01T00:00:00.000Z', pid: 1, op: 'resize', finish: 'virt-iscsi resize data --size 1048576', record: JOURNAL_RECORD })}\n${JSON.stringify({ t: 'piece', at: '2026-01-01T00:00:01.000Z', piece: { kind: 'paused', host: 'local', vm: 'web1' } })}\n`,
+    ],
+    parse: (t) => parseJournal('/j/data.jsonl', 'data', t),
+  },
   { name: 'pool capabilities', samples: [fixture('workflows/pool-capabilities.xml')], parse: parsePoolCapabilities },
   { name: 'domain XML', samples: [...xmlIn, ...xmlOut, fixture('virsh/dumpxml-running.xml'), fixture('virsh/dumpxml-inactive.xml')], parse: parseDomain },
   { name: 'domain marks', samples: [fixture('virsh/dumpxml-running.xml'), fixture('virsh/dumpxml-inactive.xml')], parse: parseMarks },

@@ -105,10 +105,24 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
   });
 
   await t.test('pool (chosen by itself: iscsiadm and iscsi_tcp there): iscsi pool, host login, serial check, block disk', async () => {
-    const s = new PlanSession([]);
-    const r = await exportImage(s, options({}));
+    const s = new PlanSession([
+      ['iscsiadm --mode node', NO_RECORDS],
+      ['iscsiadm --mode session -P 3', { exitCode: 21, stderr: 'iscsiadm: No active sessions.\n' }],
+    ]);
+    let titles: string[] = [];
+    const r = await exportImage(s, options({ replacementTimeout: 30, onPlan: (steps) => void (titles = steps.map((x) => x.title)) }));
     const plan = renderSteps(s.recorded);
     const x = asIscsi(r.record);
+    // libvirt's pool-start writes the node record from iscsid.conf and logs in: the settings go on the record after it.
+    assert.deepEqual(x.session, { replacementTimeout: 30, noopOutInterval: 5, noopOutTimeout: 5 }, 'given, and the single-path defaults');
+    const update = (k: string, v: number): string => `iscsiadm --mode node --targetname ${x.target} --portal 127.0.0.1:3260 --interface default --op update --name '${k}' --value ${v}`;
+    for (const [k, v] of [['node.session.timeo.replacement_timeout', 30], ['node.conn[0].timeo.noop_out_interval', 5], ['node.conn[0].timeo.noop_out_timeout', 5]] as const) {
+      const line = update(k, v).replace(`'${k}'`, k.includes('[') ? `'${k}'` : k);
+      assert.ok(plan.includes(line), `the plan has ${line}\n${plan}`);
+      assert.ok(plan.indexOf('pool-start') < plan.indexOf(line), 'after the pool logged in');
+    }
+    const live = titles.findIndex((x) => /^set the live session's replacement timeout of .* to 30 s \(sysfs recovery_tmo\)$/.test(x));
+    assert.ok(live > titles.findIndex((x) => x.startsWith('start pool')) && live < titles.findIndex((x) => x.startsWith('give domain')), titles.join('\n'));
     assert.deepEqual([x.mode, x.hypervisors[0]!.initiator, recordPool(x)], ['pool', HOST_INITIATOR, 'virt-iscsi-data'], "the host's own initiator name");
     assert.match(x.target, /^iqn\.2026-11\.[a-z0-9.-]+:data$/);
     // The storage side: the private tgtd is started, the ACL is that one initiator name.
@@ -145,14 +159,19 @@ test('plan-only: [no iscsi_tcp here] pool and block modes, planned whole under -
       ['test -d /var/lib/iscsi/nodes/', { exitCode: 1 }],
       ['test -d /etc/iscsi/nodes', { exitCode: 0 }],
     ]);
-    const r = await exportImage(s, options({ image: iso, mode: 'block', chap: true }));
+    const r = await exportImage(s, options({ image: iso, mode: 'block', chap: true, noopOutInterval: 10, noopOutTimeout: 15 }));
     const plan = renderSteps(s.recorded);
     const x = asIscsi(r.record);
     const portal = '127.0.0.1:3260';
     const dev = `/dev/disk/by-path/ip-${portal}-iscsi-${x.target}-lun-1`;
+    assert.deepEqual(x.session, { replacementTimeout: 120, noopOutInterval: 10, noopOutTimeout: 15 });
     assert.deepEqual([x.mode, x.cdrom, x.readonly, x.chapUser, recordSecretUsage(x), recordPool(x)], ['block', true, true, 'virt-iscsi-boot', undefined, undefined]);
     const order = [
       `iscsiadm --mode node --targetname ${x.target} --portal ${portal},1 --interface default --op new`,
+      // On the node record before the login, which takes them.
+      `iscsiadm --mode node --targetname ${x.target} --portal ${portal} --interface default --op update --name node.session.timeo.replacement_timeout --value 120`,
+      `iscsiadm --mode node --targetname ${x.target} --portal ${portal} --interface default --op update --name 'node.conn[0].timeo.noop_out_interval' --value 10`,
+      `iscsiadm --mode node --targetname ${x.target} --portal ${portal} --interface default --op update --name 'node.conn[0].timeo.noop_out_timeout' --value 15`,
       `install -m 0600 /dev/stdin /etc/iscsi/nodes/${x.target}/127.0.0.1,3260,1/default <<'EOF'\n********\nEOF`,
       `iscsiadm --mode node --targetname ${x.target} --portal ${portal} --interface default --login`,
       'udevadm settle',

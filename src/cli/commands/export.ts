@@ -31,6 +31,9 @@ interface ExportFlags extends HostCommandOptions, CephFlags {
   install?: boolean;
   hostRecords?: string;
   lockTimeout?: number;
+  replacementTimeout?: number;
+  noopOutInterval?: number;
+  noopOutTimeout?: number;
 }
 
 /** A whole number of seconds, 1 to 3600. */
@@ -92,6 +95,7 @@ export function renderExport(r: ExportResult): string {
           `  portal  ${x.portal}`,
         ]
       : [`  ceph    monitors ${x.monitors.join(', ')}, client ${x.ceph?.id ?? 'admin'} (its key in libvirt secret ${x.secretUsage})`]),
+    ...(isIscsi(x) && x.session ? [`  session replacement_timeout ${x.session.replacementTimeout} s, noop-out every ${x.session.noopOutInterval} s (timeout ${x.session.noopOutTimeout} s)`] : []),
     ...(pool ? [`  pool    ${pool} on ${x.hypervisors.map((h) => h.uri).join(', ')}`] : []),
     ...(several
       ? x.hypervisors.map((h) => `  VM      ${x.vm} on ${h.uri}: ${h.attachment ? where(h.attachment) : 'not defined there (ready for it)'}`)
@@ -127,7 +131,10 @@ export function registerExport(program: Command): void {
             .option('--conf-dir <dir>', `tgt: where target records are written (default ${DEFAULT_CONF_DIR})`)
             .option('--install', 'install tgt on the storage host when it is missing')
             .option('--host-records <dir>', `where the storage host keeps export records (default ${DEFAULT_HOST_RECORD_DIR})`)
-            .option('--lock-timeout <seconds>', "how long to wait for another virt-iscsi's lock on the storage host (default 60)", seconds),
+            .option('--lock-timeout <seconds>', "how long to wait for another virt-iscsi's lock on the storage host (default 60)", seconds)
+            .option('--replacement-timeout <seconds>', 'pool, block: how long I/O waits for a lost iSCSI session before failing (open-iscsi replacement_timeout; default 120)', seconds)
+            .option('--noop-out-interval <seconds>', 'pool, block: seconds between pings on an idle iSCSI connection (default 5)', seconds)
+            .option('--noop-out-timeout <seconds>', 'pool, block: seconds a ping may go unanswered before the connection counts as lost (default 5)', seconds),
         ),
       )),
     ),
@@ -161,6 +168,9 @@ export function registerExport(program: Command): void {
               hostRecordDir: o.hostRecords,
               ceph: cephClientFromFlags(o),
               ...(o.lockTimeout !== undefined ? { lockTimeoutMs: o.lockTimeout * 1000 } : {}),
+              ...(o.replacementTimeout !== undefined ? { replacementTimeout: o.replacementTimeout } : {}),
+              ...(o.noopOutInterval !== undefined ? { noopOutInterval: o.noopOutInterval } : {}),
+              ...(o.noopOutTimeout !== undefined ? { noopOutTimeout: o.noopOutTimeout } : {}),
               signal,
               setLeftHint: interrupts.setLeftHint,
               ...hooks,

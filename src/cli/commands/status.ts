@@ -26,7 +26,7 @@ function renderOne(s: ExportStatus): string {
   const several = s.hypervisors.length > 1;
   const hv = (h: ExportStatus['hypervisors'][number]): string => {
     const where = h.dev ? `${h.dev} (${h.device}${h.live ? ', live' : ''}${h.persistent ? ', persistent' : ''})` : h.defined ? 'no disk' : 'domain not defined here';
-    const marks = (['pool', 'volume', 'disk', 'secret', 'session'] as const).filter((k) => h[k] !== 'n/a').map((k) => `${k} ${h[k]}`).join(', ');
+    const marks = (['pool', 'volume', 'disk', 'secret', 'session', 'settings'] as const).filter((k) => h[k] !== 'n/a').map((k) => `${k} ${h[k]}`).join(', ');
     return `  on        ${h.uri}${h.running ? ' (runs the VM)' : ''}: ${where}, initiator ${h.initiator}  [${marks}]`;
   };
   const lines = [
@@ -38,7 +38,7 @@ function renderOne(s: ExportStatus): string {
       ? `  VM        ${s.vm}${s.runningOn ? ` runs on ${s.runningOn}` : ' is not running'}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}`
       : `  VM        ${s.vm} on ${s.hypervisor}: ${disk}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}  [${mark('pool', 'volume', 'disk', 'secret')}]`,
     ...(several ? s.hypervisors.map(hv) : []),
-    `  sessions  ${sessions}  [${mark('session') || 'session n/a'}]`,
+    `  sessions  ${sessions}  [${mark('session', 'settings') || 'session n/a'}]`,
     ...s.problems.map((p) => `  problem   ${p}`),
     ...(s.fix ? [`  fix       ${s.fix}`] : []),
   ];

@@ -23,7 +23,7 @@ import { formatIetConf, getIetTarget, parseIetConf, ietLunParams, removeIetTarge
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import { commandError } from '../../runner/check.js';
 import type { RunOptions, Runner } from '../../runner/types.js';
-import type { DaemonStatus, DeleteOptions, LunState, SessionInfo, TargetBackend, TargetSpec, TargetState } from '../backend.js';
+import type { DaemonStatus, DeleteOptions, LunState, SessionInfo, TargetBackend, TargetSpec, TargetState, GrowResult } from '../backend.js';
 import { parseIetSessions, parseIetVolumes, type IetSessionTarget, type IetVolumeTarget } from './proc.js';
 
 export interface IetBackendOptions {
@@ -36,6 +36,11 @@ export interface IetBackendOptions {
 }
 
 export const IET_DEFAULTS = { confPath: '/etc/iet/ietd.conf', allowPath: '/etc/iet/initiators.allow', procDir: '/proc/net/iet' } as const;
+
+/** Why IET cannot grow a LUN that is served, and the way that works. */
+export function ietCannotGrow(host: string, iqn: string, lun: number): string {
+  return `IET on ${host} cannot grow LUN ${lun} of ${iqn} while it is served (the kernel module reads its size when the LUN is added, and ietadm cannot change it): unexport it, grow the image, and export it again`;
+}
 
 const ERRNO: Record<number, string> = {
   1: 'EPERM: not permitted',
@@ -101,8 +106,19 @@ export class IetBackend implements TargetBackend {
     };
   }
 
-  /** ietadm and ietd.conf take CHAP secrets only in the clear (argv, and the 0600 file). */
-  readonly capabilities = { growLunInPlace: false, secretOffArgv: false, addressAcls: true } as const;
+  /**
+   * ietadm and ietd.conf take CHAP secrets only in the clear (argv, and the 0600 file). The
+   * kernel module sizes a LUN when it is added, and ietadm has no request that changes it.
+   */
+  readonly capabilities = { growLunInPlace: false, growClosesLun: false, secretOffArgv: false, addressAcls: true } as const;
+
+  async growLun(iqn: string, lun: number): Promise<GrowResult> {
+    throw new PrerequisiteError(ietCannotGrow(this.runner.host, iqn, lun));
+  }
+
+  restoreHint(): string {
+    return `restart ietd (it loads ${this.paths.confPath} when it starts)`;
+  }
 
   async status(): Promise<DaemonStatus> {
     if ((await this.runner.run(['ietadm', '--version'], { query: true })).exitCode === 127) return 'not-installed';

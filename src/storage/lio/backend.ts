@@ -14,8 +14,8 @@ import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import type { Portal } from '../../names/portal.js';
 import { commandError, displayCommand } from '../../runner/check.js';
 import type { RunOptions, RunResult, Runner } from '../../runner/types.js';
-import type { DaemonStatus, DeleteOptions, LunState, SessionInfo, TargetBackend, TargetSpec, TargetState } from '../backend.js';
-import { lioCreatePlan, lioDeletePlan, lioName, type LioCommand, type LioView } from './plan.js';
+import type { DaemonStatus, DeleteOptions, GrowOptions, GrowResult, LunState, SessionInfo, TargetBackend, TargetSpec, TargetState } from '../backend.js';
+import { CONFIGFS_CORE, fileioInfoSize, lioCreatePlan, lioDeletePlan, lioGrowPlan, lioName, storageObjectDir, type LioCommand, type LioView } from './plan.js';
 import { parseSaveconfig, SAVECONFIG_PATHS, type SavedConfig } from './saveconfig.js';
 import { parseAclInfo, parseDynamicSessions } from './sessions.js';
 import { parseLioTree, type LioTarget, type LioTree } from './targetcli-ls.js';
@@ -45,8 +45,8 @@ export class LioStateError extends CommandError {
 
 export class LioBackend implements TargetBackend {
   readonly name = 'lio' as const;
-  /** fileio backstores read their size once; targetcli takes commands, secrets included, on stdin. */
-  readonly capabilities = { growLunInPlace: false, secretOffArgv: true, addressAcls: false } as const;
+  /** fileio backstores take a new size through configfs (lioGrowPlan); targetcli takes commands, secrets included, on stdin. */
+  readonly capabilities = { growLunInPlace: true, growClosesLun: false, secretOffArgv: true, addressAcls: false } as const;
 
   constructor(
     readonly runner: Runner,
@@ -261,6 +261,40 @@ export class LioBackend implements TargetBackend {
     }
     const commands = lioDeletePlan(name, tree, saved, this.options.saveconfigPath);
     if (commands.length > 0) await this.execute(commands, name);
+  }
+
+  async growLun(iqn: string, lun: number, o: GrowOptions): Promise<GrowResult> {
+    const name = lioName(iqn, 'target');
+    const host = this.runner.host;
+    const tree = await this.readTree();
+    const t = tree.targets.find((x) => x.iqn === name);
+    if (!t) throw new ValidationError(`target ${name} is not live on ${host}: ${this.restoreHint()}`, 'iqn');
+    const l = t.tpgs.find((g) => g.tag === 1)?.luns.find((x) => x.lun === lun);
+    if (!l) throw new ValidationError(`target ${name} on ${host} has no LUN ${lun}`, 'lun');
+    const b = tree.backstores.find((x) => x.plugin === l.plugin && x.name === l.storageObject);
+    const path = b?.path ?? l.path ?? '';
+    const argv = ['find', CONFIGFS_CORE, '-mindepth', '2', '-maxdepth', '2', '-type', 'd', '-name', l.storageObject];
+    const found = await this.runner.run(argv, { query: true });
+    if (found.exitCode !== 0) throw commandError(this.runner, argv, found);
+    const dir = storageObjectDir(found.stdout, l.plugin, l.storageObject);
+    if (!dir) throw new ValidationError(`backstore ${l.plugin}/${l.storageObject} of ${name} is not in ${CONFIGFS_CORE} on ${host}`, 'lun');
+    const fileBacked = (await this.runner.run(['test', '-b', path], { query: true })).exitCode !== 0;
+    const saved = (await this.readSaved())?.targets.some((x) => x.iqn === name) === true;
+    const plan = lioGrowPlan({ plugin: l.plugin, name: l.storageObject, dir, fileBacked, sizeBytes: o.sizeBytes, saved, ...(this.options.saveconfigPath ? { saveconfigPath: this.options.saveconfigPath } : {}) });
+    for (const c of plan) {
+      const r = await this.runner.run(c.argv);
+      if (r.exitCode !== 0) throw commandError(this.runner, c.argv, { ...r, stderr: `${r.stdout}\n${r.stderr}`.trim() });
+    }
+    const how = plan.length > 0 ? `LIO's fileio backstore ${l.storageObject} took the new size (configfs fd_dev_size)` : `LIO's ${l.plugin} backstore ${l.storageObject} reads its device's size itself`;
+    if (this.dryRun || !(l.plugin === 'fileio' && fileBacked)) return { sizeBytes: o.sizeBytes, how };
+    const seen = fileioInfoSize((await this.runner.readFile(`${dir}/info`)) ?? '');
+    if (seen !== o.sizeBytes) throw new ValidationError(`LIO on ${host} reports ${seen ?? 'no'} bytes for backstore ${l.storageObject} after setting ${o.sizeBytes}`, 'lun');
+    return { sizeBytes: seen, how };
+  }
+
+  /** A reboot without LIO's restore service leaves saved targets out; targetctl loads saveconfig.json. */
+  restoreHint(): string {
+    return `run "targetctl restore" when LIO lost its targets (a reboot without its restore service: enable rtslib-fb-targetctl, or target on RHEL)`;
   }
 
   private planOptions() {

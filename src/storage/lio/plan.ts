@@ -339,3 +339,70 @@ export function lioDeletePlan(iqn: string, tree: LioTree, saved: SavedConfig | u
   if (saved?.targets.some((t) => t.iqn === iqn)) cmds.push(saveconfigCommand(saveconfigPath, iqn, false));
   return cmds;
 }
+
+// ---- grow ------------------------------------------------------------------------------------
+
+/** Where the kernel keeps each backstore: core/<hba>_<n>/<name> (rtslib gives every storage object an HBA of its own). */
+export const CONFIGFS_CORE = '/sys/kernel/config/target/core';
+
+/** configfs calls the block plugin's HBAs iblock_N (rtslib: BlockStorageObject plugin "iblock"). */
+const HBA_PREFIX: Record<string, string> = { fileio: 'fileio_', block: 'iblock_' };
+
+/**
+ * `find CORE -mindepth 2 -maxdepth 2 -type d -name NAME` prints one directory a line, e.g.
+ *   /sys/kernel/config/target/core/fileio_3/vi-c6341120-lun1
+ * The one of the plugin's HBAs is the storage object's; undefined when none is.
+ */
+export function storageObjectDir(findOutput: string, plugin: string, name: string): string | undefined {
+  const prefix = HBA_PREFIX[plugin];
+  if (!prefix) return undefined;
+  return findOutput
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => {
+      const parts = l.split('/');
+      return parts.at(-1) === name && parts.at(-2)?.startsWith(prefix) === true && /^\d+$/.test(parts.at(-2)!.slice(prefix.length));
+    });
+}
+
+/**
+ * The size a fileio storage object reports, from its configfs `info` (Linux
+ * target_core_file.c fd_show_configfs_dev_params; Linux 6.1), e.g.
+ *   Status: ACTIVATED  Max Queue Depth: 128  SectorSize: 512  HwMaxSectors: 16384
+ *           TCM FILEIO ID: 0        File: /var/lib/lab.img  Size: 33554432  Mode: O_DSYNC Async: 1
+ */
+export function fileioInfoSize(info: string): number | undefined {
+  const m = /\bFile: .*?\bSize: (\d+)\b/.exec(info);
+  return m ? Number(m[1]) : undefined;
+}
+
+export interface LioGrowCommand {
+  title: string;
+  argv: string[];
+}
+
+/**
+ * The commands that make a LUN report its grown backing (no I/O stops, nothing is
+ * re-created: serial, mapping and sessions stay):
+ * - fileio over a regular file: the kernel takes the size given at creation (fd_dev_size)
+ *   and answers READ CAPACITY and checks every LBA against that number, which its configfs
+ *   `control` file sets again at any time: `fd_dev_size=BYTES` written there.
+ * - block (iblock), or fileio over a block device: the kernel reads the device's size on
+ *   each command, so a grown device shows at once: nothing to do.
+ * Then, for a saved target, `targetcli saveconfig`: rtslib restores a fileio object at
+ * the size saveconfig.json holds, which must be the new one.
+ */
+export function lioGrowPlan(o: { plugin: string; name: string; dir: string; fileBacked: boolean; sizeBytes: number; saved: boolean; saveconfigPath?: string }): LioGrowCommand[] {
+  if (!Number.isSafeInteger(o.sizeBytes) || o.sizeBytes <= 0) throw new ValidationError(`size ${o.sizeBytes} is not a positive whole number of bytes`, 'size');
+  const out: LioGrowCommand[] = [];
+  if (o.plugin === 'fileio' && o.fileBacked) {
+    out.push({
+      title: `set the size of fileio backstore ${o.name} to ${o.sizeBytes} bytes`,
+      argv: ['sh', '-c', 'printf "%s\\n" "$1" > "$2"', 'sh', `fd_dev_size=${o.sizeBytes}`, `${o.dir}/control`],
+    });
+    if (o.saved) out.push({ title: `save the LIO configuration${o.saveconfigPath ? ` to ${o.saveconfigPath}` : ''}`, argv: ['targetcli', ...(o.saveconfigPath ? ['saveconfig', `savefile=${o.saveconfigPath}`] : ['saveconfig'])] });
+  } else if (o.plugin !== 'fileio' && o.plugin !== 'block') {
+    throw new ValidationError(`backstore ${o.plugin}/${o.name} is neither fileio nor block: virt-iscsi does not grow it`, 'lun');
+  }
+  return out;
+}

@@ -8,7 +8,8 @@ import { parseIscsiName, sameIqn } from '../../names/iscsi-name.js';
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import { runChecked } from '../../runner/check.js';
 import type { Runner } from '../../runner/types.js';
-import type { CreateOptions, DeleteOptions, LunSpec, SyncItem, SyncOptions, TargetBackend, TargetSpec, TargetState } from '../backend.js';
+import { quoteArgv } from '../../runner/quote.js';
+import type { CreateOptions, DeleteOptions, GrowOptions, GrowResult, LunSpec, SyncItem, SyncOptions, TargetBackend, TargetSpec, TargetState } from '../backend.js';
 import { backingKind, checkLunImage } from '../backing.js';
 import { fileIdentities, type ImageInfo } from '../image.js';
 import { normalizeTargetSpec } from '../spec.js';
@@ -91,7 +92,8 @@ export class TgtBackend implements TargetBackend {
     return this.startsInPlan ? Promise.resolve([]) : this.tgtadm.showAccounts();
   }
 
-  readonly capabilities = { growLunInPlace: false, secretOffArgv: false, addressAcls: true } as const;
+  /** tgtd reads a LUN's size when it opens the backing store: growLun reopens it (reopenLun), which closes it for a moment. */
+  readonly capabilities = { growLunInPlace: true, growClosesLun: true, secretOffArgv: false, addressAcls: true } as const;
 
   status(): Promise<TgtStatus> {
     return tgtStatus(this.tgtadm);
@@ -409,6 +411,64 @@ export class TgtBackend implements TargetBackend {
     // Only the ACL: any other difference is `sync`'s to report and repair.
     const acl = drift.steps.filter((st) => /^(allow|disallow) initiator /.test(st.title));
     await runPlan(acl, { signal: this.options.signal, onEvent: this.options.onEvent });
+  }
+
+  // ---- grow ------------------------------------------------------------------------------
+
+  /**
+   * tgtd opens the LUN's backing store again (reopenLun) and so reads its new size. tgtd
+   * shows sizes as whole megabytes (10^6 bytes, rounded to the nearest: 100663296 bytes is
+   * "Size: 101 MB"), which is what is checked afterwards.
+   */
+  async growLun(iqn: string, lun: number, o: GrowOptions): Promise<GrowResult> {
+    const name = parseIscsiName(iqn, 'target name');
+    const host = this.runner.host;
+    const find = async (): Promise<{ t: TgtShowTarget; l: TgtShowTarget['luns'][number] }> => {
+      const t = (await this.tgtadm.showTargets()).find((x) => sameIqn(x.iqn, name));
+      if (!t) throw new ValidationError(`target ${name} is not live on ${host}: ${this.restoreHint()} first`, 'iqn');
+      const l = t.luns.find((x) => x.lun === lun);
+      if (!l) throw new ValidationError(`target ${name} on ${host} has no LUN ${lun}`, 'lun');
+      return { t, l };
+    };
+    const { t, l } = await find();
+    // No backing: an earlier reopen closed the file and could not open it again.
+    const path = l.backingPath ?? o.path;
+    if (path === undefined) throw new ValidationError(`LUN ${lun} of ${name} on ${host} has no backing store, and none was given to open`, 'lun');
+    if (l.type !== 'disk') throw new ValidationError(`LUN ${lun} of ${name} is a ${l.type}, not a disk: only disks grow`, 'lun');
+    // Only the reopen itself is drained around: the lookups and checks are outside the pause.
+    await o.drain?.before();
+    try {
+      await this.tgtadm.reopenLun(t.tid, lun, path);
+    } catch (e) {
+      // tgtd closed the old file before it failed to open the path: the LUN is offline, empty.
+      if (!(e instanceof TgtadmError)) throw e;
+      throw new ValidationError(
+        `tgtd on ${host} could not open ${path} again for LUN ${lun} of ${name} (${e.stderr.trim().split('\n').pop() ?? 'refused'}): the LUN is offline until it can; put the image back at that path and run the resize again`,
+        'lun',
+      );
+    } finally {
+      await o.drain?.after();
+    }
+    const how = `tgtd reopened ${path}`;
+    if (this.planning) return { sizeBytes: o.sizeBytes, how };
+    const after = (await find()).l;
+    const want = Math.round(o.sizeBytes / 1e6);
+    if (after.sizeMB !== want || !after.online) {
+      throw new ValidationError(
+        `tgtd on ${host} shows LUN ${lun} of ${name} as ${after.sizeMB} MB${after.online ? '' : ' and offline'} after reopening ${path}, not ${want} MB (${o.sizeBytes} bytes)`,
+        'lun',
+      );
+    }
+    return { sizeBytes: o.sizeBytes, how };
+  }
+
+  /** `virt-iscsi target sync` for this tgtd: recreates the targets recorded in conf.d. */
+  restoreHint(): string {
+    const argv = ['virt-iscsi', 'target', 'sync'];
+    if (this.runner.host !== 'local') argv.push('--host', this.runner.host);
+    if (this.options.controlPort !== undefined) argv.push('--control-port', String(this.options.controlPort));
+    if (this.confDir !== DEFAULT_CONF_DIR) argv.push('--conf-dir', this.confDir);
+    return `run "${quoteArgv(argv)}"`;
   }
 
   // ---- sync ------------------------------------------------------------------------------

@@ -156,6 +156,21 @@ export class Tgtadm {
     if (kv.length > 0) await this.run('logicalunit', 'update', ['--tid', String(tid), '--lun', String(lun), '--params', kv.join(',')]);
   }
 
+  /**
+   * Closes the LUN's backing store and opens `path` again, so tgtd reads its size anew (it
+   * reads it only at open). tgtd 1.0.85 (usr/target.c tgt_device_path_update) takes a new
+   * path only from an offline LUN ("invalid request" otherwise): online=0 first, in the same
+   * request. It then closes, opens, and puts the LUN back online itself; its serial, SCSI id,
+   * read-only flag and mode pages stay as they were. tgtd handles the request on its main
+   * loop, so no new command reaches the LUN meanwhile, but one a backing-store thread is
+   * running can meet the closed file: the caller drains them first.
+   */
+  async reopenLun(tid: number, lun: number, path: string): Promise<void> {
+    // tgtd cuts --params at ',' (key=value,key=value).
+    if (path.includes(',')) throw new ValidationError(`tgt cannot reopen ${JSON.stringify(path)}: its parameters are split at ',', so a path holding one cannot be given`, 'path');
+    await this.run('logicalunit', 'update', ['--tid', String(tid), '--lun', String(lun), '--params', `online=0,path=${path}`]);
+  }
+
   async deleteLun(tid: number, lun: number): Promise<void> {
     await this.run('logicalunit', 'delete', ['--tid', String(tid), '--lun', String(lun)], { ok: ['no-lun', 'no-target'] });
   }
