@@ -8,6 +8,8 @@ DEBS=(
   libvirt-daemon-system libvirt-clients libvirt-daemon-driver-storage-iscsi-direct
   qemu-system-x86 qemu-utils qemu-block-extra
   openssh-server xorriso libxml2-utils
+  # benchmarks (bench/): fio drives QEMU's NBD export, strace checks flushes, GNU time the peak RSS
+  fio strace time
 )
 
 missing=()
