@@ -37,7 +37,8 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { diskFor } from '../src/hypervisor/disks.js';
 import { buildDisk, type DiskCache, type DiskDef, type DiskIo, type NetworkSource } from '../src/xml/disk.js';
 import { cleanupStack } from '../test/helpers/cleanups.js';
@@ -501,7 +502,8 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1]?.endsWith('disk-speed.ts')) {
+// Run as a program (not imported by a test).
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   main().catch((e: unknown) => {
     process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exitCode = 1;

@@ -3,7 +3,8 @@
 // (polylines, axes, a legend), so the README shows it with nothing to install.
 //   node --import tsx bench/plot.ts    redraws it from bench/results.json
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readResults, root } from './common.js';
 import type { Op, ScaleResults, ScaleRow, Variant } from './scale.js';
 
@@ -91,7 +92,8 @@ export function writeScaleSvg(r: ScaleResults, file: string): void {
   writeFileSync(file, scaleSvg(r));
 }
 
-if (process.argv[1]?.endsWith('plot.ts')) {
+// Run as a program (not imported by a test).
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const scale = readResults().scale as ScaleResults | undefined;
   if (!scale) {
     process.stderr.write('plot: bench/results.json has no "scale" results; run bench/scale.ts first\n');

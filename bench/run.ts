@@ -12,7 +12,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { mergeResults } from './common.js';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +19,7 @@ import { ensureLibvirtd, LIBVIRT_URI, minimalDomainXml } from '../test/helpers/l
 import { startSshd } from '../test/helpers/sshd.js';
 import { startTgtd } from '../test/helpers/tgtd.js';
 import { cleanupStack } from '../test/helpers/cleanups.js';
+import { mergeResults } from './common.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);

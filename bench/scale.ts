@@ -28,7 +28,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ensureLibvirtd, minimalDomainXml } from '../test/helpers/libvirt.js';
 import { startSshd, type Sshd } from '../test/helpers/sshd.js';
 import { startTgtd, type Tgtd } from '../test/helpers/tgtd.js';
@@ -90,7 +91,7 @@ interface Export {
   vm: string;
 }
 
-interface Sample {
+export interface Sample {
   n: number;
   variant: Variant;
   op: Op;
@@ -300,7 +301,8 @@ class Bench {
   }
 }
 
-function summarize(samples: readonly Sample[], mode: string | undefined): ScaleResults {
+/** Medians per N, variant and command, marginal costs and the goals, from every timed run. */
+export function summarize(samples: readonly Sample[], mode: string | undefined): ScaleResults {
   const rows: ScaleRow[] = [];
   const ns = [...new Set(samples.map((s) => s.n))].sort((a, b) => a - b);
   const variants = [...new Set(samples.map((s) => s.variant))];
@@ -381,7 +383,8 @@ export function table(r: ScaleResults): string {
   return lines.join('\n');
 }
 
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+// Run as a program (not imported by a test).
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   main().catch((e: unknown) => {
     process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exitCode = 1;
