@@ -149,9 +149,10 @@ function qemuOptionsFor(disk: DiskDef, dir: string): QemuDisk {
   const storage = format && args.find((a) => a.kind === 'blockdev' && a.json['node-name'] === format.file)?.json;
   if (!format || !storage || storage.driver !== 'iscsi') throw new Error(`no iscsi storage node under ${formatNode}:\n${argv}`);
   const cache = (n: Record<string, unknown>): { direct: boolean; 'no-flush': boolean } => ({ direct: false, 'no-flush': false, ...(n.cache as object | undefined) });
-  const strip = (n: Record<string, unknown>): Record<string, unknown> => {
+  // Keys sorted: libvirt writes "cache" among the others only when the XML sets it.
+  const strip = (n: Record<string, unknown>): Array<[string, unknown]> => {
     const { 'node-name': _n, file: _f, ...rest } = n;
-    return { ...rest, cache: cache(n) };
+    return Object.entries({ ...rest, cache: cache(n) }).sort(([a], [b]) => a.localeCompare(b));
   };
   // scsi-hd's write-cache defaults to on (auto: the block backend's, which is on).
   const writeCache = device['write-cache'] !== 'off';
