@@ -76,7 +76,8 @@ export function scaleSvg(r: ScaleResults): string {
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : '';
     return `<line x1="${x}" x2="${x + 28}" y1="${legendY}" y2="${legendY}" stroke="${s.color}" stroke-width="2"${dash}/><text x="${x + 34}" y="${legendY + 4}">${esc(v)}</text>`;
   });
-  const note = `${r.vms} domains, ${r.imageMiB} MiB images${r.mode ? `, mode ${r.mode}` : ''}; ${r.machine.cpus} CPUs; ${r.date.slice(0, 10)}`;
+  const load = r.machine.loadavg ? `, load average ${r.machine.loadavg[0]}` : '';
+  const note = `${r.vms} domains, ${r.imageMiB} MiB images${r.mode ? `, mode ${r.mode}` : ''}; ${r.machine.cpus} CPUs${load}; ${r.date.slice(0, 10)}`;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H + 44}" viewBox="0 0 ${width} ${H + 44}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
