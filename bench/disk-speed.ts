@@ -64,8 +64,8 @@ interface TargetSide {
   /** tgt's write-cache (the WCE bit of mode page 8); on is tgt's default. */
   writeCache: boolean;
   image: 'sparse' | 'full';
-  /** Data segments of 256 KiB each way and no initial R2T, instead of tgt's 8 KiB and R2T. */
-  bigPdus: boolean;
+  /** iSCSI session parameters set on the target (tgtadm --mode target --op update). */
+  params: ReadonlyArray<readonly [string, string]>;
 }
 
 interface ClientSide {
@@ -78,13 +78,22 @@ interface Variant {
   label: string;
   client: ClientSide;
   target: TargetSide;
+  /** Measured even though another variant has the same options: how far apart two measurements of one thing land. */
+  replica?: boolean;
 }
 
-const TGT_DEFAULT: TargetSide = { bsType: 'rdwr', writeCache: true, image: 'sparse', bigPdus: false };
+const TGT_DEFAULT: TargetSide = { bsType: 'rdwr', writeCache: true, image: 'sparse', params: [] };
+/** tgt's defaults are RFC 7143's: 8 KiB data segments, an R2T before any data beyond the immediate. */
+const NO_INITIAL_R2T = [
+  ['InitialR2T', 'No'],
+  ['FirstBurstLength', '262144'],
+] as const;
+const BIG_PDUS = [...NO_INITIAL_R2T, ['MaxRecvDataSegmentLength', '262144'], ['MaxXmitDataSegmentLength', '262144']] as const;
 
 /** Today's default first: what virt-iscsi export sets up (disk XML from diskFor, tgt LUN with its defaults). */
 export const VARIANTS: readonly Variant[] = [
   { id: 'ours', label: "today's default (no cache=, tgt rdwr)", client: {}, target: TGT_DEFAULT },
+  { id: 'ours-again', label: "today's default, measured again", client: {}, target: TGT_DEFAULT, replica: true },
   { id: 'cache-none', label: 'cache=none', client: { cache: 'none' }, target: TGT_DEFAULT },
   { id: 'cache-writeback', label: 'cache=writeback', client: { cache: 'writeback' }, target: TGT_DEFAULT },
   { id: 'cache-writethrough', label: 'cache=writethrough', client: { cache: 'writethrough' }, target: TGT_DEFAULT },
@@ -98,8 +107,9 @@ export const VARIANTS: readonly Variant[] = [
   { id: 'tgt-threads-4', label: 'tgtd --nr_iothreads 4', client: {}, target: { ...TGT_DEFAULT, threads: 4 } },
   { id: 'tgt-threads-64', label: 'tgtd --nr_iothreads 64', client: {}, target: { ...TGT_DEFAULT, threads: 64 } },
   { id: 'image-full', label: 'image fully allocated', client: {}, target: { ...TGT_DEFAULT, image: 'full' } },
-  { id: 'tgt-big-pdus', label: 'tgt 256 KiB PDUs, InitialR2T=No', client: {}, target: { ...TGT_DEFAULT, bigPdus: true } },
-  { id: 'none-big-pdus', label: 'cache=none + 256 KiB PDUs', client: { cache: 'none' }, target: { ...TGT_DEFAULT, bigPdus: true } },
+  { id: 'tgt-no-r2t', label: 'tgt InitialR2T=No, 256K 1st burst', client: {}, target: { ...TGT_DEFAULT, params: NO_INITIAL_R2T } },
+  { id: 'tgt-big-pdus', label: 'tgt as no-r2t + 256 KiB segments', client: {}, target: { ...TGT_DEFAULT, params: BIG_PDUS } },
+  { id: 'none-big-pdus', label: 'cache=none + tgt big PDUs', client: { cache: 'none' }, target: { ...TGT_DEFAULT, params: BIG_PDUS } },
 ];
 
 // ---- the workloads ------------------------------------------------------------------------
@@ -183,17 +193,11 @@ interface Lun {
 }
 
 function targetKey(t: TargetSide): string {
-  return JSON.stringify([t.threads ?? 0, t.bsType, t.writeCache, t.image, t.bigPdus]);
+  return JSON.stringify([t.threads ?? 0, t.bsType, t.writeCache, t.image, t.params]);
 }
 
 // tgt-admin's mode page 8 (caching) for "write-cache off": the WCE bit (0x04 of byte 2) clear.
 const WRITE_CACHE_OFF_PAGE = 'mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14:0:0:0:0:0:0';
-const BIG_PDUS: ReadonlyArray<[string, string]> = [
-  ['MaxRecvDataSegmentLength', '262144'],
-  ['MaxXmitDataSegmentLength', '262144'],
-  ['FirstBurstLength', '262144'],
-  ['InitialR2T', 'No'],
-];
 
 function makeImage(path: string, kind: 'sparse' | 'full'): void {
   if (kind === 'sparse') execFileSync('truncate', ['-s', `${IMAGE_MIB}M`, path]);
@@ -377,7 +381,7 @@ async function main(): Promise<void> {
       adm(['--op', 'new', '--mode', 'target', '--tid', String(tid), '--targetname', iqn]);
       adm(['--op', 'new', '--mode', 'logicalunit', '--tid', String(tid), '--lun', '1', '--backing-store', image, '--bstype', v.target.bsType]);
       if (!v.target.writeCache) adm(['--op', 'update', '--mode', 'logicalunit', '--tid', String(tid), '--lun', '1', '--params', WRITE_CACHE_OFF_PAGE]);
-      if (v.target.bigPdus) for (const [name, val] of BIG_PDUS) adm(['--op', 'update', '--mode', 'target', '--tid', String(tid), '--name', name, '--value', val]);
+      for (const [name, val] of v.target.params) adm(['--op', 'update', '--mode', 'target', '--tid', String(tid), '--name', name, '--value', val]);
       adm(['--op', 'bind', '--mode', 'target', '--tid', String(tid), '--initiator-name', INITIATOR]);
       luns.set(key, { tgtd, iqn, image, spec: v.target });
     }
@@ -394,8 +398,8 @@ async function main(): Promise<void> {
       const disk: DiskDef = v.client.cache || v.client.io ? { ...base, driver: { ...base.driver, ...v.client } } : base;
       const q = qemuOptionsFor(disk, dir);
       const key = `${q.key}|${targetKey(v.target)}`;
-      const sameAs = seen.get(key);
-      if (!sameAs) seen.set(key, v.id);
+      const sameAs = v.replica ? undefined : seen.get(key);
+      if (!seen.has(key)) seen.set(key, v.id);
       disks.set(v.id, q);
       rows.push({ id: v.id, label: v.label, safe: false, syncsOnFlush: 0, cacheMode: cacheMode(q), ...(sameAs ? { sameAs } : {}), results: {}, runs: {} });
     }
