@@ -4,8 +4,10 @@
 // safe. How:
 //
 // - Target: private tgtd instances (one per --nr_iothreads value) on 127.0.0.1, one target
-//   per target-side variant, each serving its own 1 GiB image from the temp directory (a
-//   real file system: tgt's aio backing store opens with O_DIRECT).
+//   per target-side variant (backing store, write cache, image allocation, iSCSI session
+//   parameters), each serving its own 1 GiB image from the temp directory (a real file
+//   system: tgt's aio backing store opens with O_DIRECT). Today's default is what the tgt
+//   backend sets up, session parameters included (src/storage/tgt/session-params.ts).
 // - Client options: the disk XML comes from the product's builders (diskFor, as export
 //   attaches it; variants change only the driver's cache/io); `virsh domxml-to-native
 //   qemu-argv` turns it into the -blockdev options and the scsi-hd device's write-cache,
@@ -40,6 +42,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { diskFor } from '../src/hypervisor/disks.js';
+import { DEFAULT_SESSION_PARAMS } from '../src/storage/tgt/session-params.js';
 import { buildDisk, type DiskCache, type DiskDef, type DiskIo, type NetworkSource } from '../src/xml/disk.js';
 import { cleanupStack } from '../test/helpers/cleanups.js';
 import { ensureLibvirtd, LIBVIRT_URI, minimalDomainXml } from '../test/helpers/libvirt.js';
@@ -82,15 +85,11 @@ interface Variant {
   replica?: boolean;
 }
 
-const TGT_DEFAULT: TargetSide = { bsType: 'rdwr', writeCache: true, image: 'sparse', params: [] };
-/** tgt's defaults are RFC 7143's: 8 KiB data segments, an R2T before any data beyond the immediate. */
-const NO_INITIAL_R2T = [
-  ['InitialR2T', 'No'],
-  ['FirstBurstLength', '262144'],
-] as const;
-const BIG_PDUS = [...NO_INITIAL_R2T, ['MaxRecvDataSegmentLength', '262144'], ['MaxXmitDataSegmentLength', '262144']] as const;
+/** What virt-iscsi's tgt backend sets up: rdwr, tgt's write cache, its session parameters. */
+const TGT_DEFAULT: TargetSide = { bsType: 'rdwr', writeCache: true, image: 'sparse', params: DEFAULT_SESSION_PARAMS.map((p) => [p.key, p.value] as const) };
+const BIG_SEGMENTS = [...TGT_DEFAULT.params, ['MaxRecvDataSegmentLength', '262144'], ['MaxXmitDataSegmentLength', '262144']] as const;
 
-/** Today's default first: what virt-iscsi export sets up (disk XML from diskFor, tgt LUN with its defaults). */
+/** Today's default first: what virt-iscsi export sets up (disk XML from diskFor, tgt target and LUN as its backend makes them). */
 export const VARIANTS: readonly Variant[] = [
   { id: 'ours', label: "today's default (no cache=, tgt rdwr)", client: {}, target: TGT_DEFAULT },
   { id: 'ours-again', label: "today's default, measured again", client: {}, target: TGT_DEFAULT, replica: true },
@@ -107,9 +106,8 @@ export const VARIANTS: readonly Variant[] = [
   { id: 'tgt-threads-4', label: 'tgtd --nr_iothreads 4', client: {}, target: { ...TGT_DEFAULT, threads: 4 } },
   { id: 'tgt-threads-64', label: 'tgtd --nr_iothreads 64', client: {}, target: { ...TGT_DEFAULT, threads: 64 } },
   { id: 'image-full', label: 'image fully allocated', client: {}, target: { ...TGT_DEFAULT, image: 'full' } },
-  { id: 'tgt-no-r2t', label: 'tgt InitialR2T=No, 256K 1st burst', client: {}, target: { ...TGT_DEFAULT, params: NO_INITIAL_R2T } },
-  { id: 'tgt-big-pdus', label: 'tgt as no-r2t + 256 KiB segments', client: {}, target: { ...TGT_DEFAULT, params: BIG_PDUS } },
-  { id: 'none-big-pdus', label: 'cache=none + tgt big PDUs', client: { cache: 'none' }, target: { ...TGT_DEFAULT, params: BIG_PDUS } },
+  { id: 'tgt-r2t', label: "tgt's own InitialR2T=Yes, 64K burst", client: {}, target: { ...TGT_DEFAULT, params: [] } },
+  { id: 'tgt-big-segments', label: 'tgt 256 KiB data segments', client: {}, target: { ...TGT_DEFAULT, params: BIG_SEGMENTS } },
 ];
 
 // ---- the workloads ------------------------------------------------------------------------
