@@ -1,5 +1,5 @@
 # virt-iscsi: the two commands a new user needs are `make demo` and `make test`.
-.PHONY: setup build lint test test-main test-lab bench demo clean
+.PHONY: setup build lint test test-main test-lab bench bench-run bench-startup bench-scale bench-disk demo clean
 
 setup:
 	./scripts/setup-deps.sh
@@ -22,8 +22,28 @@ test-main: setup build lint
 test-lab: setup
 	./test/lab/run-lab.sh
 
+# Every benchmark under bench/, each run even when one before it missed a goal (exit 1 then):
+# export + unexport of one image (bench/run.ts), CLI start-up, apply/status/destroy of N
+# exports (BENCH_N=1,10,50 by default; bench/scale.svg), the VM disk's speed.
 bench: setup build
+	@rc=0; \
+	npm run bench || rc=1; \
+	node --import tsx bench/startup.ts || rc=1; \
+	node --import tsx bench/scale.ts || rc=1; \
+	node --import tsx bench/disk-speed.ts || rc=1; \
+	exit $$rc
+
+bench-run: setup build
 	npm run bench
+
+bench-startup: setup build
+	node --import tsx bench/startup.ts
+
+bench-scale: setup build
+	node --import tsx bench/scale.ts
+
+bench-disk: setup
+	node --import tsx bench/disk-speed.ts
 
 # The main job on this machine: a small VM, a data image and an ISO exported to it over
 # iSCSI with the built CLI, status, what the VM sees, unexported; the host left as found.

@@ -12,6 +12,8 @@ DEBS=(
   # without one), tgt's rbd backing store (the iSCSI gateway) and libvirt's rbd pools.
   ceph-mon ceph-osd ceph-common tgt-rbd libvirt-daemon-driver-storage-rbd
   multipath-tools zsh
+  # benchmarks (bench/): fio drives QEMU's NBD export, strace checks flushes, GNU time the peak RSS
+  fio strace time
 )
 
 missing=()

@@ -66,10 +66,21 @@ export async function restartOwnLibvirtd(stop: LibvirtdStop): Promise<number> {
   return next;
 }
 
-/** The minimal domain from test-machine.md that starts under KVM here and takes hot-plugged disks. */
-export function minimalDomainXml(name: string, opts: { scsi?: boolean; ideCdrom?: boolean; acpi?: boolean } = {}): string {
+/**
+ * The minimal domain from test-machine.md that starts under KVM here and takes hot-plugged disks.
+ * `scsiControllers`: how many virtio-scsi controllers (default 1). libvirt 9 places SCSI disk
+ * sdX on controller index(X) / 7, unit index(X) % 7, and hot-plugs a controller that is
+ * missing: a domain that takes many disks gets its controllers up front.
+ */
+export function minimalDomainXml(name: string, opts: { scsi?: boolean; ideCdrom?: boolean; acpi?: boolean; scsiControllers?: number } = {}): string {
   const type = existsSync('/dev/kvm') ? 'kvm' : 'qemu';
-  const scsi = opts.scsi === false ? '' : "<controller type='scsi' model='virtio-scsi'/>";
+  const controllers = opts.scsiControllers ?? 1;
+  const scsi =
+    opts.scsi === false
+      ? ''
+      : controllers === 1
+        ? "<controller type='scsi' model='virtio-scsi'/>"
+        : Array.from({ length: controllers }, (_, i) => `<controller type='scsi' index='${i}' model='virtio-scsi'/>`).join('');
   const cdrom = opts.ideCdrom ? "<disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>" : '';
   const acpi = opts.acpi === false ? '' : '<acpi/>';
   return `<domain type='${type}'><name>${name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>

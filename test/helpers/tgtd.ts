@@ -27,10 +27,11 @@ function unusedControlPort(): number {
   }
 }
 
-export async function startTgtd(): Promise<Tgtd> {
+/** `args`: more tgtd options, e.g. ['--nr_iothreads', '4']. */
+export async function startTgtd(opts: { args?: readonly string[] } = {}): Promise<Tgtd> {
   const controlPort = unusedControlPort();
   const port = await freePort();
-  const argv = ['tgtd', '-f', '--control-port', String(controlPort), '--iscsi', `portal=127.0.0.1:${port}`];
+  const argv = ['tgtd', '-f', '--control-port', String(controlPort), '--iscsi', `portal=127.0.0.1:${port}`, ...(opts.args ?? [])];
   const ready = (): boolean =>
     spawnSync('tgtadm', ['-C', String(controlPort), '--lld', 'iscsi', '--op', 'show', '--mode', 'sys'], { stdio: 'ignore' }).status === 0;
   let daemon: Daemon;

@@ -20,6 +20,7 @@ import { targetDrift } from './drift.js';
 import { DEFAULT_CONF_DIR, parseRecord, readRecords, recordFile, writeRecord, type RecordKind, type TgtRecord } from './records.js';
 import type { TgtShowTarget } from './show-parser.js';
 import { parseSizes, toTargetState } from './state.js';
+import { withDefaultSessionParams } from './session-params.js';
 import { accountSteps, bindStep, contentSteps, lunStep, targetStep } from './steps.js';
 import { notInstalledError, Tgtadm, TgtadmError } from './tgtadm.js';
 
@@ -136,7 +137,7 @@ export class TgtBackend implements TargetBackend {
 
   async create(spec: TargetSpec, options: CreateOptions = {}): Promise<TargetState> {
     const s = normalizeTargetSpec(spec, options);
-    const target = targetSpecToTgtConf({ ...s, luns: s.luns.map((l) => (l.serial !== undefined ? l : { ...l, serial: newSerial() })) });
+    const target = withDefaultSessionParams(targetSpecToTgtConf({ ...s, luns: s.luns.map((l) => (l.serial !== undefined ? l : { ...l, serial: newSerial() })) }));
     const host = this.runner.host;
     // Everything that needs no tgtd is checked before one is started: bad input changes nothing.
     // The independent queries run at once (each is a round trip over SSH); their errors keep their order.
@@ -244,7 +245,7 @@ export class TgtBackend implements TargetBackend {
     const taken = new Set((o.live ?? (await this.live())).map((t) => t.tid));
     for (let attempt = 1; ; attempt++) {
       const tid = o.tid ?? Math.max(0, ...taken) + 1;
-      const steps: Step[] = [targetStep(this.tgtadm, tid, target.iqn), ...contentSteps(this.tgtadm, tid, target, o.existingAccounts)];
+      const steps: Step[] = [targetStep(this.tgtadm, tid, target), ...contentSteps(this.tgtadm, tid, target, o.existingAccounts)];
       if (o.record) steps.push(this.recordStep(target, o.record, o.export, o.replaces));
       let failedAt = -1;
       try {

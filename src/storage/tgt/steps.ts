@@ -5,12 +5,18 @@ import { classifyAllow } from '../../config/conf-values.js';
 import type { TgtTarget } from '../../config/tgt-conf.js';
 import type { Step } from '../../plan/plan.js';
 import { resolveLuns, type ResolvedLun } from './conf.js';
+import { sessionParams } from './session-params.js';
 import type { Tgtadm } from './tgtadm.js';
 
-export function targetStep(tgtadm: Tgtadm, tid: number, iqn: string): Step {
+/** The target, with the session parameters its block sets (src/storage/tgt/session-params.ts). */
+export function targetStep(tgtadm: Tgtadm, tid: number, t: TgtTarget): Step {
+  const params = sessionParams(t);
   return {
-    title: `create target ${iqn} as tid ${tid}`,
-    apply: () => tgtadm.newTarget(tid, iqn),
+    title: `create target ${t.iqn} as tid ${tid}${params.length ? ` (${params.map((p) => `${p.key}=${p.value}`).join(', ')})` : ''}`,
+    async apply() {
+      await tgtadm.newTarget(tid, t.iqn);
+      for (const p of params) await tgtadm.updateTarget(tid, p.key, p.value);
+    },
     // Forced: nobody can be logged in to a target whose ACLs are not bound yet.
     undo: () => tgtadm.deleteTarget(tid, { force: true }),
   };

@@ -132,6 +132,11 @@ export class Tgtadm {
     await this.run('target', 'new', ['--tid', String(tid), '--targetname', iqn]);
   }
 
+  /** One iSCSI session parameter of a target (tgtadm takes one --name/--value a call), for logins after it. */
+  async updateTarget(tid: number, name: string, value: string): Promise<void> {
+    await this.run('target', 'update', ['--tid', String(tid), '--name', name, '--value', value]);
+  }
+
   /** A target already gone is success. Without force, tgtd refuses while sessions are logged in. */
   async deleteTarget(tid: number, options: { force?: boolean } = {}): Promise<void> {
     await this.run('target', 'delete', [...(options.force ? ['--force'] : []), '--tid', String(tid)], { ok: ['no-target'] });
