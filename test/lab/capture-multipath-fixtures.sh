@@ -27,11 +27,26 @@ mpcap() {
 
 T=iqn.2024-01.test.lab:fixture-mp
 SCSI_ID=f1c7a0e5b2d94c38a6e1d0b7    # 24 hex digits; tgt makes the NAA-6 designator of them
-W=3600000000f1c7a0e5b2d94c38a6e1d0b7  # '36' + SCSI_ID zero-padded to 31 digits
+W=360000000f1c7a0e5b2d94c38a6e1d0b7   # '36' + SCSI_ID zero-padded to 31 digits
 P1=127.0.0.1:3260
 P2=127.0.0.2:3260
 PATHS_FMT='%w|%i|%d|%D|%t|%T|%o|%S|%s'
 MAPS_FMT='%w|%n|%d|%S|%N|%Q|%t|%f'
+
+cleanup() {
+  guest bash -s <<CLEAN
+nft delete table inet fixture_mp >/dev/null 2>&1
+multipath -f $W >/dev/null 2>&1
+iscsiadm -m node -T $T --logout >/dev/null 2>&1
+iscsiadm -m node -T $T -o delete >/dev/null 2>&1
+tgtadm --lld iscsi --op delete --mode target --tid 91 --force >/dev/null 2>&1
+tgtadm --lld iscsi --op delete --mode portal --param portal=$P2 >/dev/null 2>&1
+systemctl stop multipathd.service multipathd.socket tgt
+rm -rf /etc/multipath /var/lib/fixture-mp.img /tmp/fixture-mp-holder.pid
+true
+CLEAN
+}
+trap cleanup EXIT
 
 guest bash -s <<SETUP
 set -e
@@ -132,13 +147,4 @@ cap mp-logout-p1.txt iscsiadm -m node -T $T -p $P1 --logout
 cap mp-logout-p2.txt iscsiadm -m node -T $T -p $P2 --logout
 cap mp-tgtadm-delete-target.txt tgtadm --lld iscsi --op delete --mode target --tid 91
 cap mp-multipath-ll-after.txt multipath -ll
-
-guest bash -s <<CLEAN
-iscsiadm -m node -T $T -o delete >/dev/null 2>&1
-tgtadm --lld iscsi --op delete --mode target --tid 91 --force >/dev/null 2>&1
-tgtadm --lld iscsi --op delete --mode portal --param portal=$P2
-systemctl stop multipathd.service multipathd.socket tgt
-rm -rf /etc/multipath /var/lib/fixture-mp.img
-true
-CLEAN
 guest 'uname -r; multipath -h 2>&1 | head -1; iscsiadm --version; tgtd --version 2>&1 | head -1; nft --version' >"$OUT/versions.txt"
