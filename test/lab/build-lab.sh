@@ -40,7 +40,6 @@ PKGS=(
   qemu-block-extra      # QEMU's own iSCSI client: network disks that migrate between hypervisors
   multipath-tools       # dm-multipath over two portals
   nftables              # cuts one path in the multipath tests
-  socat
 )
 
 t0=$(date +%s)
