@@ -27,7 +27,7 @@ alive() { local pid; pid=$(val PID); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 ssh_lab() {
   ssh -i "$(val IDENTITY)" -p "$(val PORT)" -o UserKnownHostsFile="$(val KNOWN_HOSTS)" \
       -o StrictHostKeyChecking=yes -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes \
-      -o ConnectTimeout=5 -o LogLevel=ERROR root@127.0.0.1 "$@"
+      -o ConnectTimeout="${CONNECT_TIMEOUT:-5}" -o LogLevel=ERROR root@127.0.0.1 "$@"
 }
 free_port() {
   local p
@@ -98,6 +98,7 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) if alive; then cat "$STATE"; else echo "not running"; exit 1; fi ;;
-  ssh) shift; alive || { echo "boot-lab: not running" >&2; exit 1; }; ssh_lab "$@" ;;
+  # a loaded host can take longer than the boot probe's 5 s to exchange SSH banners
+  ssh) shift; alive || { echo "boot-lab: not running" >&2; exit 1; }; CONNECT_TIMEOUT=60 ssh_lab "$@" ;;
   *) echo "usage: $0 start|stop|status|ssh [CMD...]" >&2; exit 2 ;;
 esac

@@ -37,6 +37,9 @@ PKGS=(
   tgt
   targetcli-fb python3-rtslib-fb
   libvirt-daemon-system libvirt-clients qemu-system-x86
+  qemu-block-extra      # QEMU's own iSCSI client: network disks that migrate between hypervisors
+  multipath-tools       # dm-multipath over two portals
+  nftables              # cuts one path in the multipath tests
 )
 
 t0=$(date +%s)
@@ -129,6 +132,10 @@ CONF
   mkdir -p "$root/etc/systemd/system/tgt.service.d"
   printf '[Service]\nExecStart=\nExecStart=/usr/sbin/tgtd -f --iscsi portal=127.0.0.1:3260\n' \
     > "$root/etc/systemd/system/tgt.service.d/loopback.conf"
+  # multipathd would take every iSCSI disk of the other tests: the multipath tests
+  # start it with a configuration of their own and stop it again
+  chroot "$root" systemctl disable multipathd.service multipathd.socket >/dev/null 2>&1 || true
+  chroot "$root" systemctl disable nftables.service >/dev/null 2>&1 || true
   # libvirt: no NAT 'default' network (no bridge, no dnsmasq in the lab)
   rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
   printf 'iscsi_tcp\ntarget_core_mod\ntarget_core_file\ntarget_core_iblock\niscsi_target_mod\n' \
