@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildProgram } from '../../src/cli/main.js';
 import { completionScript } from '../../src/cli/completion.js';
+import { EXPORT_MODES } from '../../src/workflows/modes.js';
 import { cli } from '../helpers/cli.js';
 
 /** Each case: the words of the line (the last is the one being completed) and the expected candidates. */
@@ -18,7 +19,7 @@ const CASES: Array<[string[], string[]]> = [
   [['virt-iscsi', 'un'], ['unexport']],
   [['virt-iscsi', 'pool', ''], ['create', 'delete', 'list', 'volumes']],
   [['virt-iscsi', 'export', '/srv/a.img', '--mo'], ['--mode']],
-  [['virt-iscsi', 'export', '/srv/a.img', '--mode', ''], ['pool', 'direct', 'network', 'block']],
+  [['virt-iscsi', 'export', '/srv/a.img', '--mode', ''], [...EXPORT_MODES]],
   [['virt-iscsi', 'pool', 'create', 'p', '--ty'], ['--type']],
   [['virt-iscsi', 'unexport', ''], ['db-logs', 'web1-data']],
   [['virt-iscsi', 'unexport', 'we'], ['web1-data']],

@@ -6,7 +6,6 @@ import { startTgtd, type Tgtd } from '../helpers/tgtd.js';
 import { PrerequisiteError, ValidationError } from '../../src/errors.js';
 import { LocalRunner } from '../../src/runner/local.js';
 import { createBackend, detectBackend, parseBackendName, probeBackends } from '../../src/storage/backends.js';
-import { TgtBackend } from '../../src/storage/tgt/backend.js';
 import { isRoot } from './tgt/files.js';
 import { PathRunner } from './tgt/path-runner.js';
 
@@ -24,8 +23,10 @@ test('a running private tgtd is found installed and running, and chosen', { skip
   assert.equal(probes[1]!.installed, existsSync('/usr/bin/targetcli'));
   assert.equal(await detectBackend(runner, { controlPort: tgtd!.controlPort }), 'tgt');
   const backend = createBackend('tgt', runner, { controlPort: tgtd!.controlPort });
-  assert.ok(backend instanceof TgtBackend);
-  assert.equal((backend as TgtBackend).tgtadm.controlPort, tgtd!.controlPort);
+  // The backend createBackend hands out (each change under the host's lock) talks to that tgtd.
+  assert.equal(backend.name, 'tgt');
+  assert.equal(await backend.status(), 'running');
+  assert.deepEqual(await backend.list(), []);
 });
 
 test('the host this runs on: tgt is installed (the project sets it up), so it is detected', { skip }, async () => {

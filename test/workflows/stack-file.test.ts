@@ -291,8 +291,8 @@ test('stack file: every mistake is one line naming the file, line, column, the e
     [`${head}  - image: "/x/###.img"\n    vm: v\n`, `${FILE}:3:12: exports[1]: export name "" (from the image's file name) is not allowed: expected 1 to 48 of a-z, 0-9, '.' and '-', starting with a letter or digit; give name`],
     [`${head}  - just-text\n`, `${FILE}:3:5: exports[1]: expected a mapping of key: value lines, got "just-text"`],
     ['stack: lab\nexports: /a.img\n', `${FILE}:2:10: exports: expected a list ("- " items), got "/a.img"`],
-    [`${head}  - image: /a.img\n    vm: v\n    connect: qemu+ext:///system?command=/bin/sh\n`, `${FILE}:5:14: exports[1] (a): libvirt URI "qemu+ext:///system?command=/bin/sh" names a transport`],
-    [`${head}  - image: /a.img\n    vm: v\n    connect: qemu:///system?socket=/x\n`, `${FILE}:5:14: exports[1] (a): libvirt URI "qemu:///system?socket=/x" has a query`],
+    [`${head}  - image: /a.img\n    vm: v\n    connect: qemu+ext:///system?command=/bin/sh\n`, `${FILE}:5:14: exports[1] (a): libvirt URI "qemu+ext:///system?command=/bin/sh" uses the ext transport, which runs a program`],
+    [`${head}  - image: /a.img\n    vm: v\n    connect: qemu:///system?socket=/x\n`, `${FILE}:5:14: exports[1] (a): libvirt URI "qemu:///system?socket=/x" has socket="/x", which is not allowed`],
     // Round-2 keys.
     [`${head}  - image: /a.img\n    vm: v\n    hypervisor: local\n    hypervisors: [local]\n`, `${FILE}:6:18: exports[1] (a): hypervisor and hypervisors exclude each other; give one`],
     [`${head}  - image: /a.img\n    vm: v\n    portal: a\n    portals: [b]\n`, `${FILE}:6:14: exports[1] (a): portal and portals exclude each other; give one`],

@@ -121,7 +121,7 @@ const INVALID: string[] = [
   `${head}    storage: ftp://x\n`,
   `${head}    storage: ssh://host:99999\n`,
   `${head}    hypervisor: "ssh://bad user@h"\n`,
-  `${head}    connect: qemu+ssh://kvm1/system\n`,
+  `${head}    connect: xen+ssh://kvm1/system\n`,
   `${head}    connect: qemu+ext:///system?command=/bin/sh\n`,
   `${head}    portal: 256.1.1.1\n`,
   `${head}    portal: "host:0"\n`,
