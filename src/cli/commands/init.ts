@@ -4,14 +4,13 @@
 import { constants } from 'node:fs';
 import { readdirSync } from 'node:fs';
 import { access, readdir, readFile, writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import { ValidationError } from '../../errors.js';
 import { printText } from '../output.js';
+import { packagePath } from '../package-root.js';
 
-// src/cli/commands or dist/cli/commands: the package root is three levels up either way.
-const TEMPLATES = fileURLToPath(new URL('../../../templates/', import.meta.url));
-const SCHEMA = fileURLToPath(new URL('../../../schema/stack.schema.json', import.meta.url));
+const TEMPLATES = `${packagePath('templates')}/`;
+const SCHEMA = packagePath('schema', 'stack.schema.json');
 const DEFAULT_TEMPLATE = 'data-disk';
 
 /** Template names: stack files by their name without .yaml, the others by their file name. */
