@@ -20,14 +20,15 @@ function newest(dir: string): number {
 let entry: string[] | undefined;
 
 /**
- * How to start the CLI: the built one (dist/, as `make test` builds it before the tests)
+ * How to start the CLI: the built one (dist/bundle, as `make test` builds it before the tests)
  * when it is newer than every source file, else the sources through tsx. The built one
  * starts several times faster, which counts in tests that start the CLI dozens of times.
  */
 export function cliEntry(): string[] {
   if (entry) return entry;
-  const built = join(root, 'dist', 'cli', 'run.js');
-  entry = existsSync(built) && statSync(built).mtimeMs >= newest(join(root, 'src')) ? [built] : ['--import', 'tsx', join(root, 'src', 'cli', 'run.ts')];
+  // The bundle is what users run (bin/virt-iscsi.js); test/cli/bundle.test.ts holds it to the sources.
+  const bundle = join(root, 'dist', 'bundle', 'main.js');
+  entry = existsSync(bundle) && statSync(bundle).mtimeMs >= newest(join(root, 'src')) ? [join(root, 'bin', 'virt-iscsi.js')] : ['--import', 'tsx', join(root, 'src', 'cli', 'run.ts')];
   return entry;
 }
 
