@@ -155,6 +155,8 @@ export async function startEnv(prefix: string): Promise<Env> {
           text
             .split('\n')
             .filter((l) => l.includes(id))
+            // virsh pads its columns to the longest name, other runs' too.
+            .map((l) => l.trim().split(/\s+/).join(' '))
             .join('\n');
         return {
           targets: tgtd.tgtadm([...lld, '--op', 'show', '--mode', 'target']),

@@ -63,7 +63,7 @@ test('export, export again, status, unexport, unexport again: direct, network, C
     const [st] = await exportStatus(s, { stateDir: env.stateDir, names: [x.name] }).finally(() => s.close());
     assert.ok(st, 'status lists it');
     assert.equal(st.healthy, true, st.problems.join('; '));
-    assert.deepEqual(st.health, { target: 'ok', lun: 'ok', acl: 'ok', pool: 'ok', volume: 'ok', disk: 'ok', session: 'ok', settings: 'n/a' });
+    assert.deepEqual(st.health, { target: 'ok', lun: 'ok', acl: 'ok', chap: 'n/a', secret: 'n/a', pool: 'ok', volume: 'ok', disk: 'ok', session: 'ok', settings: 'n/a' });
     assert.equal(st.dev, a.dev);
     assert.ok(st.sessions.some((x2) => x2.initiator === x.hypervisors[0]!.initiator));
 

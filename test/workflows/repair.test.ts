@@ -134,7 +134,7 @@ test('repair: each piece of an export taken away by hand is named by status and 
   await t.test('the target deleted with tgtadm (its conf.d record stays): re-created with the same serial and CHAP secret; QEMU logs in again', async () => {
     await breakAndRepair(name, {
       brk: () => void tgt('--op', 'delete', '--mode', 'target', '--tid', String(tidOf(x.target)), '--force'),
-      named: new RegExp(`target ${x.target.replace(/\./g, '\\.')} is not on local`),
+      named: new RegExp(`target ${x.target.replace(/\./g, '\\.')} is not live on local but its configuration holds it`),
       health: { target: 'missing' },
       did: /re-created target/,
     });

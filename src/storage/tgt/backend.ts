@@ -405,7 +405,7 @@ export class TgtBackend implements TargetBackend {
     const rec = (await readRecords(this.runner, this.confDir)).find((r) => sameIqn(r.iqn, name));
     if (!rec?.target) throw new ValidationError(`target ${name} on ${this.runner.host} has no record of virt-iscsi's in ${this.confDir}: its ACL is not ours to change`, 'iqn');
     const target = { ...rec.target, initiatorNames: [...names] };
-    await writeRecord(this.runner, this.confDir, target, rec.kind);
+    await writeRecord(this.runner, this.confDir, target, rec.kind, rec.export);
     const live = (await this.live()).find((t) => sameIqn(t.iqn, name));
     if (!live) return;
     const drift = targetDrift(this.tgtadm, { ...rec, target }, live, await this.globalAccounts());
