@@ -286,7 +286,8 @@ async function statusOf(session: Session, r: ExportRecord, records: ExportStatus
 }
 
 async function iscsiStatusOf(session: Session, r: IscsiExportRecord, problems: string[]): Promise<{ health: ExportHealth; hvs: HypervisorStatus[]; t: TargetState | null | undefined; rbd?: RbdStatus }> {
-  const t = await storageView(session, r, problems);
+  // Through the tgt-rbd gateway: the RBD image as its cluster sees it too (its size, tgtd as its watcher).
+  const [t, img] = await Promise.all([storageView(session, r, problems), isRbdRef(r.image) ? rbdView(session, r, problems) : undefined]);
   const hvs = await Promise.all(r.hypervisors.map((_, i) => hypervisorView(session, r, i, t, problems)));
   const lun = t?.luns.find((l) => l.lun === r.lun);
   const missingAcl = t ? r.hypervisors.filter((h) => !t.acls.some((a) => sameIqn(a, h.initiator))) : [];
@@ -308,7 +309,8 @@ async function iscsiStatusOf(session: Session, r: IscsiExportRecord, problems: s
   if (t && health.lun === 'missing') problems.push(`target ${r.target} has no LUN ${r.lun}`);
   for (const h of missingAcl) problems.push(`target ${r.target} does not allow ${h.initiator} (${h.uri})`);
   if (t && health.chap === 'missing') problems.push(`target ${r.target} has no CHAP account ${r.chapUser} bound: initiators log in without CHAP`);
-  return { health, hvs, t };
+  if (img === null) problems.push(`RBD image ${r.image} is not in its cluster any more`);
+  return { health, hvs, t, ...(img ? { rbd: img } : {}) };
 }
 
 /** Every export known here (and on `o.storage`), sorted by name, each looked at on its hosts in parallel. */
