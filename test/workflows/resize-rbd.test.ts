@@ -11,11 +11,13 @@
 // iscsi-readcapacity16.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { asIscsi, type ExportRecord } from '../../src/workflows/records.js';
 import { startCeph, type CephCluster } from '../helpers/ceph.js';
 import { failedWith } from '../helpers/cli.js';
+import { LIBVIRT_URI } from '../helpers/libvirt.js';
 import { checkPattern } from '../helpers/linux-guest.js';
 import { capacity } from '../storage/tgt/initiator.js';
 import { MiB, readHostBlocks, startGuestEnv, until, virsh, type GuestEnv } from './guest-env.js';
@@ -29,6 +31,13 @@ describe('resize of rbd: exports under a writing Linux guest (Ceph, private tgtd
     env = await startGuestEnv('rzr');
     ceph = await startCeph();
     env.cleanup(() => ceph.stop());
+    // Whatever a failed test left on libvirt: the ceph secrets of native exports carry the id.
+    env.cleanup(() => {
+      for (const line of virsh(['secret-list']).split('\n')) {
+        const [uuid, , usage] = line.trim().split(/\s+/);
+        if (usage?.includes(env.id)) spawnSync('virsh', ['-c', LIBVIRT_URI, 'secret-undefine', uuid!], { stdio: 'ignore' });
+      }
+    });
   });
   after(() => env?.close());
 
@@ -45,6 +54,15 @@ describe('resize of rbd: exports under a writing Linux guest (Ceph, private tgtd
     await ceph.tool('rbd', ['create', '--size', `${mib}M`, `${ceph.pool}/${image}`]);
     // Only conf and id: tgt's rbd store takes no keyring option (the conf names it).
     return (await env.exportIt(`rbd:${ceph.pool}/${image}`, { mode, ceph: { conf: ceph.conf, id: ceph.id } })).record;
+  };
+
+  /** Unexport through the CLI: the image stays, at its grown size, with no watcher; no secret is left. */
+  const unexport = async (x: ExportRecord, image: string, bytes: number): Promise<void> => {
+    const u = await env.cli(['unexport', x.name, '--host-records', env.hostRecordDir]);
+    assert.equal(u.status, 0, u.stderr);
+    assert.equal(await rbdSize(image), bytes, 'the image stays');
+    assert.match(await ceph.tool('rbd', ['status', '--format', 'json', `${ceph.pool}/${image}`]), /"watchers":\[\]/, 'no watcher is left');
+    assert.doesNotMatch(virsh(['secret-list']), new RegExp(`virt-iscsi-${x.name}\\b`));
   };
 
   /** Marker, writer, resize through the CLI, then every check both ways share. */
@@ -105,6 +123,7 @@ describe('resize of rbd: exports under a writing Linux guest (Ceph, private tgtd
     const json = await resizeUnderWriter(t, x, image, 32 * MiB, 32 * MiB);
     assert.deepEqual(json.pauses, [], 'QEMU holds the image itself: nothing closes it, nothing is paused');
     assert.equal(json.target, undefined);
+    await unexport(x, image, 64 * MiB);
   });
 
   test('the tgt-rbd gateway, network mode: rbd resize, tgtd reopens the image with the domain paused, blockresize; no I/O error, data intact', async (t) => {
@@ -123,6 +142,7 @@ describe('resize of rbd: exports under a writing Linux guest (Ceph, private tgtd
     assert.equal(Number(/Size: (\d+) MB/.exec(lunBlock())?.[1]), Math.round((48 * MiB) / 1e6), 'tgtadm --op show');
     assert.equal(capacity({ portal: env.tgtd.portal, iqn: x.target, lun: 1, initiator: x.hypervisors[0]!.initiator }), 48 * MiB, 'iscsi-readcapacity16');
     assert.equal(identity(), before, 'the LUN keeps its SCSI ID and serial');
+    await unexport(x, image, 48 * MiB);
   });
 
   test('refused in one line, nothing changed: a shrink of an rbd: export; --dry-run prints each step and changes nothing', async () => {
@@ -151,5 +171,6 @@ describe('resize of rbd: exports under a writing Linux guest (Ceph, private tgtd
     }
     assert.doesNotMatch(r.stdout, /suspend|tgtadm/, 'native rbd: no target, no pause');
     assert.deepEqual(await state(), before, 'nothing changed');
+    await unexport(x, image, 16 * MiB);
   });
 });
