@@ -45,6 +45,7 @@ cluster=$work/ceph
 name=$PREFIX-rbd
 started_pids=()
 cluster_started=0
+export_started=0
 # Export records' directories that export makes: removed again when the demo made them.
 made_dirs=()
 for d in "$(dirname "$host_records")" "$host_records"; do [ -d "$d" ] || made_dirs=("$d" "${made_dirs[@]}"); done
@@ -55,7 +56,7 @@ cleanup() {
   trap - EXIT INT TERM
   set +e
   say "clean up: unexport what is still exported, remove the demo VM, stop the cluster"
-  if [ -n "${CEPH_CONF:-}" ]; then
+  if [ "$export_started" = 1 ]; then
     "${virt_iscsi[@]}" unexport "$name" "${record_flags[@]}" >/dev/null 2>&1 || echo "    (unexport $name failed; see: ${virt_iscsi[*]} status)"
   fi
   if virsh dominfo "$VM" >/dev/null 2>&1; then
@@ -125,6 +126,7 @@ virt-iscsi image create "rbd:$CEPH_POOL/$name" --size 64M "${ceph[@]}"
 
 # ---- the main job -----------------------------------------------------------------------------
 say "export it to $VM natively: a libvirt ceph secret with the client's key, a network rbd disk QEMU opens"
+export_started=1
 virt-iscsi export "rbd:$CEPH_POOL/$name" --vm "$VM" --mode rbd "${ceph[@]}" "${record_flags[@]}"
 
 say "what virt-iscsi knows of the export (the image's size and who has it open)"
