@@ -125,6 +125,8 @@ interface GrowableImage {
   /** What the target's LUN opens: the file, or POOL/IMAGE for tgt's rbd store. */
   lunPath: string;
   grow?(host: string, from: number, to: number): WorkflowStep;
+  /** Why it cannot be grown here, where there is no grow step. */
+  fixed?: string;
 }
 
 interface Resolved {
@@ -198,9 +200,7 @@ async function resolveResize(session: Session, o: ResizeOptions): Promise<Resolv
     if (!live.luns.some((l) => l.lun === record.lun)) throw new ValidationError(`target ${record.target} on ${record.storage} has no LUN ${record.lun}: unexport ${name} and export it again`, 'name');
   }
   const to = targetSize(o.size, image.sizeBytes, `export ${name} (${record.image})`);
-  if (!image.grow && to > image.sizeBytes) {
-    throw new ValidationError(`${record.image} on ${record.storage} is a block device (${formatSize(image.sizeBytes)}): virt-iscsi cannot grow it; grow it yourself (e.g. lvextend), then run resize with its new size`, 'size');
-  }
+  if (!image.grow && to > image.sizeBytes) throw new ValidationError(image.fixed ?? `${record.image} cannot be grown by virt-iscsi`, 'size');
   const sides = await Promise.all(
     record.hypervisors.map(async (h): Promise<Side> => {
       const runner = await session.runner(h.uri);
@@ -254,7 +254,10 @@ async function growableImage(storage: Runner, r: ExportRecord): Promise<Growable
     };
   }
   const image = await checkServableImage(storage, r.image);
-  if (image.kind === 'block') return { kind: 'block', sizeBytes: image.sizeBytes, lunPath: r.image };
+  if (image.kind === 'block') {
+    const fixed = `${r.image} on ${r.storage} is a block device (${formatSize(image.sizeBytes)}): virt-iscsi cannot grow it; grow it yourself (e.g. lvextend), then run resize with its new size`;
+    return { kind: 'block', sizeBytes: image.sizeBytes, lunPath: r.image, fixed };
+  }
   if (image.kind !== 'file') throw new ValidationError(`${r.image} is not an image file, block device or rbd:POOL/IMAGE: virt-iscsi cannot grow it`, 'image');
   const kind = growKind(await imageAllocation(storage, r.image));
   const grown = async (to: number): Promise<boolean> => (await checkServableImage(storage, r.image)).sizeBytes >= to;
