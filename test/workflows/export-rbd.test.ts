@@ -144,6 +144,10 @@ test('export rbd:POOL/IMAGE: native rbd by default, the tgt-rbd gateway in direc
       const cap = spawnSync('iscsi-readcapacity16', ['-s', `iscsi://${env.tgtd.portal}/${x.target}/${x.lun}`], { encoding: 'utf8' });
       if (cap.status === 0) assert.match(cap.stdout, new RegExp(`Total size:\\s*${32 * MiB}`));
       assert.equal(env.capacity(x.hypervisors[0]!.attachment.dev), 32 * MiB);
+      // repair finds the image in its cluster (with the record's client) and the export whole.
+      const rep = await cli(['repair', name, '--host-records', env.hostRecordDir]);
+      assert.equal(rep.status, 0, rep.stderr);
+      assert.match(rep.stdout, new RegExp(`^${name}: healthy, nothing to change$`, 'm'));
       const u = await cli(['unexport', name, '--host-records', env.hostRecordDir]);
       assert.equal(u.status, 0, u.stderr);
       assert.deepEqual(env.snapshot(), before);
