@@ -1,5 +1,5 @@
 # virt-iscsi: the two commands a new user needs are `make demo` and `make test`.
-.PHONY: setup build lint test test-main test-lab bench bench-run bench-startup bench-scale bench-disk demo clean
+.PHONY: setup build lint test test-main test-lab bench bench-run bench-startup bench-scale bench-disk demo demo-ceph clean
 
 setup:
 	./scripts/setup-deps.sh
@@ -49,6 +49,12 @@ bench-disk: setup
 # iSCSI with the built CLI, status, what the VM sees, unexported; the host left as found.
 demo: setup build
 	./scripts/demo.sh
+
+# The same VM's disk on Ceph: a throwaway one-node cluster (scripts/ceph-dev.sh), an RBD
+# image exported natively (QEMU's rbd driver), status, grown while the VM runs, unexported;
+# the cluster stopped and removed.
+demo-ceph: setup build
+	./scripts/demo-ceph.sh
 
 clean:
 	rm -rf dist

@@ -47,7 +47,7 @@ export { unexportImage, unexportImage as unexport, PartialUnexportError, type Un
  * hypervisor's host, and QEMU (which tells the guest). Never shrinks; journaled and rolled
  * back like export.
  */
-export { resizeExport, resizeExport as resize, targetSize, type ResizeOptions, type ResizeResult, type ResizePause } from './workflows/resize.js';
+export { resizeExport, resizeExport as resize, targetSize, type ImageGrowth, type ResizeOptions, type ResizeResult, type ResizePause } from './workflows/resize.js';
 
 /** open-iscsi session recovery on the hypervisors' sessions (modes whose host logs in). */
 export { SINGLE_PATH_SESSION, type SessionSettings } from './hypervisor/session-settings.js';

@@ -22,8 +22,9 @@ import type { Session } from '../runner/session.js';
 import { exportSteps, missingSecret, targetSpec, withHooks } from './export.js';
 import { Journal, stillRunning } from './journal.js';
 import { MODES, type ModeEntry } from './modes.js';
-import { asIscsi, DEFAULT_HOST_RECORD_DIR, isIscsi, localStateDir, recordPool, recordSecretUsage, type ExportRecord, type IscsiExportRecord } from './records.js';
+import { asIscsi, DEFAULT_HOST_RECORD_DIR, isIscsi, localStateDir, recordPool, recordSecretUsage, type ExportRecord } from './records.js';
 import { gatherHostFacts, imageServing, lunPath, type HostFacts, type ResolvedExport } from './resolve.js';
+import { CephError } from '../storage/rbd/rbd.js';
 import { isRbdRef, parseRbdRef } from '../storage/rbd/ref.js';
 import { exportStatusOf, knownExports, type ExportStatus, type KnownExport, type StatusOptions } from './status.js';
 import type { WorkflowHooks, WorkflowStep } from './types.js';
@@ -87,22 +88,24 @@ export class RepairRefusedError extends VirtIscsiError {
 }
 
 const show = JSON.stringify;
+/** Native rbd dials no portal: QEMU reaches the cluster's monitors named in the record. */
+const NO_PORTAL = { host: '', port: 0 };
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
 
 /** What each step made again, said once it is done (steps that only wait say nothing). */
-const REDONE: Record<string, (r: IscsiExportRecord, host: string) => string> = {
-  daemon: (r, h) => `started the ${r.backend} target daemon on ${h}`,
+const REDONE: Record<string, (r: ExportRecord, host: string) => string> = {
+  daemon: (r, h) => `started the ${asIscsi(r).backend} target daemon on ${h}`,
   'storage-record': (_r, h) => `wrote the export's record on ${h} again`,
-  target: (r, h) => `re-created target ${r.target} on ${h} (LUN ${r.lun} ${r.image}, serial ${r.serial})`,
-  secret: (r, h) => `re-defined libvirt secret ${recordSecretUsage(r)} on ${h} with the target's CHAP password`,
+  target: (r, h) => `re-created target ${asIscsi(r).target} on ${h} (LUN ${asIscsi(r).lun} ${r.image}, serial ${asIscsi(r).serial})`,
+  secret: (r, h) => `re-defined libvirt secret ${recordSecretUsage(r)} on ${h} with ${isIscsi(r) ? "the target's CHAP password" : `the cephx key of client.${r.ceph?.id ?? 'admin'}`}`,
   'pool-define': (r, h) => `re-defined pool ${recordPool(r)} on ${h}`,
   'pool-start': (r, h) => `started pool ${recordPool(r)} on ${h}`,
   'pool-autostart': (r, h) => `marked pool ${recordPool(r)} to start with libvirtd on ${h} again`,
-  'pool-session': (r, h) => `logged ${h} in to ${r.target} again for pool ${recordPool(r)}, which ran without its session`,
-  node: (r, h) => `re-created the open-iscsi node record of ${r.target} on ${h}`,
-  'node-settings': (r, h) => `set the node record's settings for ${r.target} on ${h} again`,
-  'node-chap': (r, h) => `set CHAP in the node record of ${r.target} on ${h} again`,
-  login: (r, h) => `logged ${h} in to ${r.target} again`,
+  'pool-session': (r, h) => `logged ${h} in to ${asIscsi(r).target} again for pool ${recordPool(r)}, which ran without its session`,
+  node: (r, h) => `re-created the open-iscsi node record of ${asIscsi(r).target} on ${h}`,
+  'node-settings': (r, h) => `set the node record's settings for ${asIscsi(r).target} on ${h} again`,
+  'node-chap': (r, h) => `set CHAP in the node record of ${asIscsi(r).target} on ${h} again`,
+  login: (r, h) => `logged ${h} in to ${asIscsi(r).target} again`,
   attach: (r, h) => `re-attached the export's ${r.cdrom ? 'cdrom' : 'disk'} to domain ${r.vm} on ${h}`,
   'local-record': () => "wrote the export's record on this machine again",
 };
@@ -126,35 +129,29 @@ function targetLacks(x: ResolvedExport, lun: 'image' | 'missing' | 'other' | und
 
 /** The record's export, resolved from the record: refuses what repair must not do. */
 async function resolveFromRecord(session: Session, k: KnownExport, o: RepairOptions, stateDir: string, hostRecordDir: string): Promise<{ x: ResolvedExport; lun: 'image' | 'missing' | 'other' | undefined }> {
-  if (!isIscsi(k.record)) {
-    // Export is idempotent: the same export command makes again what a native rbd export lacks.
-    throw new RepairRefusedError(`export ${k.record.name} is a native rbd export: repair mends iSCSI exports; run the same "virt-iscsi export" again to make what it lacks`);
-  }
   const r = k.record;
   const mode: ModeEntry = MODES[r.mode];
+  const rbd = isRbdRef(r.image) ? parseRbdRef(r.image) : undefined;
+  const lockOwner = `repair ${r.name}`;
   let facts: HostFacts;
   try {
     facts = await gatherHostFacts(session, {
       storage: r.storage,
-      access: {
-        backend: r.backend,
-        controlPort: r.backendOptions.controlPort,
-        confDir: r.backendOptions.confDir,
-        portal: r.portal,
-        signal: o.signal,
-        lockTimeoutMs: o.lockTimeoutMs,
-        lockOwner: `repair ${r.name}`,
-      },
+      access: isIscsi(r)
+        ? { backend: r.backend, controlPort: r.backendOptions.controlPort, confDir: r.backendOptions.confDir, portal: r.portal, signal: o.signal, lockTimeoutMs: o.lockTimeoutMs, lockOwner }
+        : { signal: o.signal, lockTimeoutMs: o.lockTimeoutMs, lockOwner },
       hypervisors: r.hypervisors.map((h) => ({ uri: h.uri, connect: h.connect })),
       vm: r.vm,
       image: r.image,
+      // An rbd: image is looked up in its cluster with the record's client.
+      ...(rbd ? { rbd, client: r.ceph ?? {} } : {}),
       name: r.name,
       stateDir,
       hostRecordDir,
       candidates: [mode],
     });
   } catch (e) {
-    if (e instanceof ValidationError && e.field === 'image') {
+    if ((e instanceof ValidationError && e.field === 'image') || (e instanceof CephError && (e.reason === 'no-image' || e.reason === 'no-pool'))) {
       throw new RepairRefusedError(`${e.message}; repair never makes or changes an image: put it back, or remove the export with "virt-iscsi unexport ${r.name}"`);
     }
     throw e;
@@ -167,6 +164,26 @@ async function resolveFromRecord(session: Session, k: KnownExport, o: RepairOpti
   if (!facts.hypervisors.some((h) => h.facts.view)) {
     throw new RepairRefusedError(`domain ${show(r.vm)} is not defined on ${r.hypervisors.map((h) => h.uri).join(' or ')}; repair never defines a domain`);
   }
+  const common = {
+    record: withoutAttachments(r),
+    mode,
+    prior: r,
+    ...(facts.localRecord ? { localRecord: facts.localRecord } : {}),
+    ...(facts.journal ? { journal: facts.journal } : {}),
+    chapSecretIsNew: false,
+    storage,
+    local: facts.local,
+    stateDir,
+    hostRecordDir,
+    dryRun: session.dryRun,
+  };
+  if (!isIscsi(r)) {
+    // Native rbd: the export's own plan (ceph secret with the client's key, disk) from the
+    // record; the cluster's monitors and the key are read as export reads them.
+    if (storage.cephError !== undefined) throw storage.cephError;
+    const hypervisors = facts.hypervisors.map((h, i) => ({ uri: h.uri, runner: h.runner, virsh: h.virsh, facts: h.facts, initiator: r.hypervisors[i]!.initiator, portal: NO_PORTAL, prior: r.hypervisors[i]! }));
+    return { x: { ...common, hypervisors }, lun: undefined };
+  }
   if (!storage.iscsi) throw storage.iscsiError;
   const iscsi = storage.iscsi;
   const serving = await imageServing(storage, iscsi, lunPath(r.image, isRbdRef(r.image) ? parseRbdRef(r.image) : undefined), r.target);
@@ -178,23 +195,12 @@ async function resolveFromRecord(session: Session, k: KnownExport, o: RepairOpti
   }
   const chapSecret = r.chapUser ? await iscsi.backend.storedChapSecret(r.target, r.chapUser) : undefined;
   const portals = await Promise.all(facts.hypervisors.map((h) => new Iscsiadm(h.runner).resolvePortal(parsePortal(r.portal))));
-  const record = withoutAttachments(r);
   const x: ResolvedExport = {
-    record,
-    mode,
-    prior: r,
-    ...(facts.localRecord ? { localRecord: facts.localRecord } : {}),
-    ...(facts.journal ? { journal: facts.journal } : {}),
+    ...common,
     ...(serving.ours ? { target: serving.ours } : {}),
     ...(chapSecret !== undefined ? { chapSecret } : {}),
-    chapSecretIsNew: false,
-    storage,
     iscsi,
     hypervisors: facts.hypervisors.map((h, i) => ({ uri: h.uri, runner: h.runner, virsh: h.virsh, facts: h.facts, initiator: r.hypervisors[i]!.initiator, portal: portals[i]!, prior: r.hypervisors[i]! })),
-    local: facts.local,
-    stateDir,
-    hostRecordDir,
-    dryRun: session.dryRun,
   };
   return { x, lun: serving.lun };
 }
@@ -264,7 +270,8 @@ async function repairOne(session: Session, k: KnownExport, o: RepairOptions, sta
   const note = (step: string, host: string, what: string): void => void changes.push({ step, host, what });
   const journal = x.dryRun ? undefined : await Journal.begin(stateDir, x.record);
   const plan = exportSteps(x, { waitTimeoutMs: o.waitTimeoutMs, signal: o.signal }, journal);
-  const extra = repairSteps(x, lun, { timeoutMs: o.waitTimeoutMs ?? 30_000, ...(o.signal ? { signal: o.signal } : {}) }, note);
+  // Native rbd has no target to complete, nor a pool session.
+  const extra = isIscsi(x.record) ? repairSteps(x, lun, { timeoutMs: o.waitTimeoutMs ?? 30_000, ...(o.signal ? { signal: o.signal } : {}) }, note) : { afterTarget: [], beforeStart: new Map<string, WorkflowStep>() };
   const steps: WorkflowStep[] = [];
   let hv = 0;
   for (const s of plan.steps) {
@@ -289,7 +296,7 @@ async function repairOne(session: Session, k: KnownExport, o: RepairOptions, sta
         if (x.dryRun) return note(e.step.id ?? 'step', host, e.step.title);
         if (e.step.id === 'target-content') return;
         const say = REDONE[e.step.id ?? ''];
-        note(e.step.id ?? 'step', host, say ? say(asIscsi(x.record), host) : e.step.title);
+        note(e.step.id ?? 'step', host, say ? say(x.record, host) : e.step.title);
       },
     });
   } catch (e) {

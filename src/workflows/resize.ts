@@ -5,6 +5,11 @@
 //   backend closes the LUN to do so) -> each hypervisor's host sees it (the mode says how:
 //   a rescan, a pool refresh, nothing) -> QEMU is told (virsh blockresize) and tells the
 //   guest -> both records hold the new size.
+// An rbd: image grows with `rbd resize` (thin: nothing is allocated). Served natively, QEMU
+// holds it open through librbd and learns the size only at blockresize (its own size is
+// cached; QEMU's block_resize would resize the image through librbd too, so growing it
+// first makes that call a no-op and works with the domain shut off); served through the
+// tgt-rbd gateway, tgtd reopens it as it reopens a file.
 // Shrinking is refused (it would cut off the guest's data), and so is a read-only or CD-ROM
 // export. A grown image is never shrunk back: a rollback after it leaves the file longer,
 // which loses nothing; rerunning the same resize finishes, and resumes a domain a killed
@@ -27,13 +32,15 @@ import type { Runner } from '../runner/types.js';
 import type { TargetBackend } from '../storage/backend.js';
 import { createBackend } from '../storage/backends.js';
 import { checkServableImage, growImageArgv, growKind, imageAllocation, type GrowKind } from '../storage/image.js';
+import { Rbd } from '../storage/rbd/rbd.js';
+import { formatRbdRef, isRbdRef, parseRbdRef, rbdImageSpec } from '../storage/rbd/ref.js';
 import { formatSize, parseSize } from '../storage/size.js';
 import { markOf, withHooks } from './export.js';
 import { Journal, readJournal, stillRunning } from './journal.js';
 import { modeOf } from './modes.js';
 import { checkExportName } from './names.js';
 import { viewIfThere } from './probe.js';
-import { DEFAULT_HOST_RECORD_DIR, localStateDir, readRecord, recordPath, writeRecord, isIscsi, type IscsiExportRecord } from './records.js';
+import { DEFAULT_HOST_RECORD_DIR, localStateDir, readRecord, recordPath, writeRecord, isIscsi, type ExportRecord, type IscsiExportRecord } from './records.js';
 import type { RecordDirs, WorkflowHooks, WorkflowStep } from './types.js';
 
 export interface ResizeOptions extends RecordDirs {
@@ -61,14 +68,17 @@ export interface ResizePause {
   ms: number;
 }
 
+/** How an image grows: a file as it was made, a block device by its owner (before), an RBD image with rbd resize. */
+export type ImageGrowth = GrowKind | 'block' | 'rbd';
+
 export interface ResizeResult {
   name: string;
   /** The export's record with its new size. */
-  record: IscsiExportRecord;
+  record: ExportRecord;
   fromBytes: number;
   toBytes: number;
-  /** How the image grew: as it was made (a block device is grown by its owner, before). */
-  image: GrowKind | 'block';
+  /** How the image grew. */
+  image: ImageGrowth;
   /** How the target came to report it. */
   target?: string;
   pauses: ResizePause[];
@@ -99,7 +109,8 @@ export function targetSize(text: string, current: number, name = 'the export'): 
 interface Side {
   uri: string;
   virsh: Virsh;
-  portal: Portal;
+  /** The record's portal resolved there (exports through an iSCSI target). */
+  portal?: Portal;
   view?: DomainView;
   /** The domain runs (not paused) here: its requests must be drained before the LUN closes. */
   running: boolean;
@@ -107,18 +118,30 @@ interface Side {
   pausedByUs: boolean;
 }
 
+/** The export's image as resize grows it: its size now, and the step that grows it (none: grown by its owner). */
+interface GrowableImage {
+  kind: ImageGrowth;
+  sizeBytes: number;
+  /** What the target's LUN opens: the file, or POOL/IMAGE for tgt's rbd store. */
+  lunPath: string;
+  grow?(host: string, from: number, to: number): WorkflowStep;
+  /** Why it cannot be grown here, where there is no grow step. */
+  fixed?: string;
+}
+
 interface Resolved {
-  record: IscsiExportRecord;
+  record: ExportRecord;
   /** Which records hold it (each gets the new size). */
-  localRecord?: IscsiExportRecord;
-  storageRecord?: IscsiExportRecord;
+  localRecord?: ExportRecord;
+  storageRecord?: ExportRecord;
   storage: Runner;
   local: Runner;
-  backend: TargetBackend;
+  /** The iSCSI target that serves the image; none for native rbd (QEMU opens the image itself). */
+  backend?: TargetBackend;
   sides: Side[];
+  image: GrowableImage;
   from: number;
   to: number;
-  kind: GrowKind | 'block';
   stateDir: string;
   hostRecordDir: string;
 }
@@ -160,54 +183,98 @@ async function resolveResize(session: Session, o: ResizeOptions): Promise<Resolv
   if (!record) {
     throw new ValidationError(`no export named ${show(name)} is recorded in ${stateDir} or on ${storageUri}; "virt-iscsi status" lists them (add --storage URI for the exports a storage host knows)`, 'name');
   }
-  if (!isIscsi(record)) {
-    throw new ValidationError(`export ${name} is a native rbd export: grow its image with "rbd resize" and then "virsh blockresize ${record.vm} DEV SIZE" (librbd grows it under QEMU); resize serves exports through an iSCSI target`, 'name');
-  }
   if (record.cdrom || record.readonly) {
     throw new ValidationError(`export ${name} is a read-only ${record.cdrom ? 'CD-ROM' : 'disk'}: nothing writes past its end, so resizing it does nothing; grow the image and export it again`, 'name');
   }
-  const backend = createBackend(record.backend, storage, { ...record.backendOptions, signal: o.signal, lockOwner: `resize ${name}`, lockTimeoutMs: o.lockTimeoutMs });
-  if (!backend.capabilities.growLunInPlace) {
-    throw new PrerequisiteError(`the ${record.backend} target on ${record.storage} cannot grow a LUN while it is served: unexport ${name}, grow ${record.image}, and export it again`);
-  }
-  // The target must be live to take the new size: checked before anything changes.
-  const [image, live] = await Promise.all([checkServableImage(storage, record.image), backend.show(record.target)]);
-  if (!live) throw new ValidationError(`target ${record.target} is not live on ${record.storage}: ${backend.restoreHint()} first`, 'name');
-  if (!live.luns.some((l) => l.lun === record.lun)) throw new ValidationError(`target ${record.target} on ${record.storage} has no LUN ${record.lun}: unexport ${name} and export it again`, 'name');
-  const to = targetSize(o.size, image.sizeBytes, `export ${name} (${record.image})`);
-  let kind: GrowKind | 'block';
-  if (image.kind === 'block') {
-    if (to > image.sizeBytes) {
-      throw new ValidationError(`${record.image} on ${record.storage} is a block device (${formatSize(image.sizeBytes)}): virt-iscsi cannot grow it; grow it yourself (e.g. lvextend), then run resize with its new size`, 'size');
+  let backend: TargetBackend | undefined;
+  if (isIscsi(record)) {
+    backend = createBackend(record.backend, storage, { ...record.backendOptions, signal: o.signal, lockOwner: `resize ${name}`, lockTimeoutMs: o.lockTimeoutMs });
+    if (!backend.capabilities.growLunInPlace) {
+      throw new PrerequisiteError(`the ${record.backend} target on ${record.storage} cannot grow a LUN while it is served: unexport ${name}, grow ${record.image}, and export it again`);
     }
-    kind = 'block';
-  } else if (image.kind === 'file') {
-    kind = growKind(await imageAllocation(storage, record.image));
-  } else {
-    throw new ValidationError(`${record.image} is not an image file or block device: virt-iscsi cannot grow it`, 'image');
   }
+  // The image, and the target where there is one, must be there to take the new size: checked before anything changes.
+  const [image, live] = await Promise.all([growableImage(storage, record), isIscsi(record) ? backend!.show(record.target) : undefined]);
+  if (isIscsi(record)) {
+    if (!live) throw new ValidationError(`target ${record.target} is not live on ${record.storage}: ${backend!.restoreHint()} first`, 'name');
+    if (!live.luns.some((l) => l.lun === record.lun)) throw new ValidationError(`target ${record.target} on ${record.storage} has no LUN ${record.lun}: unexport ${name} and export it again`, 'name');
+  }
+  const to = targetSize(o.size, image.sizeBytes, `export ${name} (${record.image})`);
+  if (!image.grow && to > image.sizeBytes) throw new ValidationError(image.fixed ?? `${record.image} cannot be grown by virt-iscsi`, 'size');
   const sides = await Promise.all(
     record.hypervisors.map(async (h): Promise<Side> => {
       const runner = await session.runner(h.uri);
       const virsh = new Virsh(runner, h.connect);
-      const [portal, view] = await Promise.all([new Iscsiadm(runner).resolvePortal(parsePortal(record.portal)), viewIfThere(virsh, record.vm)]);
+      const [portal, view] = await Promise.all([isIscsi(record) ? new Iscsiadm(runner).resolvePortal(parsePortal(record.portal)) : undefined, viewIfThere(virsh, record.vm)]);
       const state = view?.live !== undefined ? (await virsh.domState(record.vm)).state : undefined;
-      return { uri: h.uri, virsh, portal, ...(view ? { view } : {}), running: state === 'running', pausedByUs: state === 'paused' && pausedByUs.has(h.uri) };
+      return { uri: h.uri, virsh, ...(portal ? { portal } : {}), ...(view ? { view } : {}), running: state === 'running', pausedByUs: state === 'paused' && pausedByUs.has(h.uri) };
     }),
   );
   return {
     record,
-    ...(localRecord && isIscsi(localRecord) ? { localRecord } : {}),
-    ...(found && isIscsi(found) ? { storageRecord: found } : {}),
+    ...(localRecord ? { localRecord } : {}),
+    ...(found ? { storageRecord: found } : {}),
     storage,
     local,
-    backend,
+    ...(backend ? { backend } : {}),
     sides,
+    image,
     from: image.sizeBytes,
     to,
-    kind,
     stateDir,
     hostRecordDir,
+  };
+}
+
+/**
+ * The export's image as resize grows it. A file grows as it was made (sparse: truncate;
+ * allocated: fallocate the new part); a block device is grown by its owner; an RBD image
+ * with `rbd resize` from the storage host (the record's Ceph client), which refuses to
+ * shrink. Anything else (a directory, a device node of another kind) is refused.
+ */
+async function growableImage(storage: Runner, r: ExportRecord): Promise<GrowableImage> {
+  if (isRbdRef(r.image)) {
+    const ref = parseRbdRef(r.image);
+    const cluster = new Rbd(storage, r.ceph ?? {});
+    const size = async (): Promise<number> => (await cluster.require(ref)).sizeBytes;
+    return {
+      kind: 'rbd',
+      sizeBytes: await size(),
+      lunPath: rbdImageSpec(ref),
+      grow: (host, from, to) => ({
+        id: 'image',
+        host,
+        title: `grow RBD image ${formatRbdRef(ref)} from ${formatSize(from)} to ${formatSize(to)} (rbd resize, thin: nothing is allocated)`,
+        check: async () => (await size()) >= to,
+        async apply() {
+          await cluster.resize(ref, to);
+          if (!storage.dryRun && (await size()) < to) throw new ValidationError(`RBD image ${formatRbdRef(ref)} is not ${to} bytes after rbd resize`, 'image');
+        },
+      }),
+    };
+  }
+  const image = await checkServableImage(storage, r.image);
+  if (image.kind === 'block') {
+    const fixed = `${r.image} on ${r.storage} is a block device (${formatSize(image.sizeBytes)}): virt-iscsi cannot grow it; grow it yourself (e.g. lvextend), then run resize with its new size`;
+    return { kind: 'block', sizeBytes: image.sizeBytes, lunPath: r.image, fixed };
+  }
+  if (image.kind !== 'file') throw new ValidationError(`${r.image} is not an image file, block device or rbd:POOL/IMAGE: virt-iscsi cannot grow it`, 'image');
+  const kind = growKind(await imageAllocation(storage, r.image));
+  const grown = async (to: number): Promise<boolean> => (await checkServableImage(storage, r.image)).sizeBytes >= to;
+  return {
+    kind,
+    sizeBytes: image.sizeBytes,
+    lunPath: r.image,
+    grow: (host, from, to) => ({
+      id: 'image',
+      host,
+      title: `grow ${r.image} on ${host} from ${formatSize(from)} to ${formatSize(to)} (${kind === 'sparse' ? 'sparse, as it was made: truncate' : 'allocated, as it was made: fallocate the new part'})`,
+      check: () => grown(to),
+      async apply() {
+        await runChecked(storage, growImageArgv(r.image, from, to, kind));
+        if (!storage.dryRun && !(await grown(to))) throw new ValidationError(`${r.image} on ${host} is not ${to} bytes after growing it (was it moved away?)`, 'image');
+      },
+    }),
   };
 }
 
@@ -215,7 +282,7 @@ async function resolveResize(session: Session, o: ResizeOptions): Promise<Resolv
 type Found = Pick<ResizeResult, 'pauses' | 'told' | 'seen'> & { target?: string };
 
 /** The running domain's disk of the export on this hypervisor (its target dev), if it has one. */
-function liveDisk(s: Side, r: IscsiExportRecord): string | undefined {
+function liveDisk(s: Side, r: ExportRecord): string | undefined {
   const disk = s.view?.live ? findOurs(s.view, markOf(r)) : undefined;
   return disk?.live ? disk.dev : undefined;
 }
@@ -226,39 +293,23 @@ function liveDisk(s: Side, r: IscsiExportRecord): string | undefined {
  * the by-path device where the host logs in, cannot be larger than what the target says.
  * With neither to ask, the target is told again (reopening an image is harmless then).
  */
-async function targetReports(x: Resolved): Promise<boolean> {
-  const r = x.record;
+async function targetReports(x: Resolved, r: IscsiExportRecord): Promise<boolean> {
   for (const s of x.sides) {
     const dev = liveDisk(s, r);
     if (dev !== undefined && (await s.virsh.blkInfo(r.vm, dev)).capacity >= x.to) return true;
-    if (modeOf(r).hostLogin && ((await blockDeviceSize(s.virsh.runner, byPathFor(s.portal, r.target, r.lun))) ?? 0) >= x.to) return true;
+    if (modeOf(r).hostLogin && s.portal && ((await blockDeviceSize(s.virsh.runner, byPathFor(s.portal, r.target, r.lun))) ?? 0) >= x.to) return true;
   }
   return false;
 }
 
-function resizeSteps(x: Resolved, o: ResizeOptions, journal?: Journal): { steps: WorkflowStep[]; result: Found } {
-  const r = x.record;
-  const host = x.storage.host;
-  const result: Found = { pauses: [], told: [], seen: [] };
-  const steps: WorkflowStep[] = [];
-  const grown = async (): Promise<boolean> => (await checkServableImage(x.storage, r.image)).sizeBytes >= x.to;
-  if (x.kind !== 'block') {
-    const kind = x.kind;
-    steps.push({
-      id: 'image',
-      host,
-      title: `grow ${r.image} on ${host} from ${formatSize(x.from)} to ${formatSize(x.to)} (${kind === 'sparse' ? 'sparse, as it was made: truncate' : 'allocated, as it was made: fallocate the new part'})`,
-      check: grown,
-      async apply() {
-        await runChecked(x.storage, growImageArgv(r.image, x.from, x.to, kind));
-        if (!x.storage.dryRun && !(await grown())) throw new ValidationError(`${r.image} on ${host} is not ${x.to} bytes after growing it (was it moved away?)`, 'image');
-      },
-    });
-  }
-  // Where the backend closes the LUN to reopen it, QEMU must have no request in flight:
-  // pausing the domain makes QEMU wait for (drain) every one of them. The backend calls the
-  // drain right around the moment it closes the LUN, so the pause holds no lookup or check.
-  const quiet = x.backend.capabilities.growClosesLun ? x.sides.filter((s) => s.running) : [];
+/**
+ * The target reports the grown image: where the backend closes the LUN to reopen it, QEMU
+ * must have no request in flight, and pausing the domain makes QEMU wait for (drain) every
+ * one of them. The backend calls the drain right around the moment it closes the LUN, so
+ * the pause holds no lookup or check.
+ */
+function targetStep(x: Resolved, r: IscsiExportRecord, backend: TargetBackend, result: Found, journal?: Journal): WorkflowStep {
+  const quiet = backend.capabilities.growClosesLun ? x.sides.filter((s) => s.running) : [];
   const on = (s: Side): string => (x.sides.length > 1 ? ` on ${s.uri}` : '');
   const started = new Map<string, number>();
   const drain = {
@@ -286,15 +337,26 @@ function resizeSteps(x: Resolved, o: ResizeOptions, journal?: Journal): { steps:
     },
   };
   const paused = quiet.map((s) => `pause ${r.vm}${on(s)} (QEMU drains its disk requests), `).join('');
-  steps.push({
+  return {
     id: 'target',
-    host,
-    title: `${paused}make target ${r.target} report LUN ${r.lun} as ${formatSize(x.to)} (${x.backend.name})${quiet.length > 0 ? `, resume ${r.vm}` : ''}`,
-    check: () => targetReports(x),
+    host: x.storage.host,
+    title: `${paused}make target ${r.target} report LUN ${r.lun} as ${formatSize(x.to)} (${backend.name})${quiet.length > 0 ? `, resume ${r.vm}` : ''}`,
+    check: () => targetReports(x, r),
     async apply() {
-      result.target = (await x.backend.growLun(r.target, r.lun, { sizeBytes: x.to, path: r.image, ...(quiet.length > 0 ? { drain } : {}) })).how;
+      result.target = (await backend.growLun(r.target, r.lun, { sizeBytes: x.to, path: x.image.lunPath, ...(quiet.length > 0 ? { drain } : {}) })).how;
     },
-  });
+  };
+}
+
+function resizeSteps(x: Resolved, o: ResizeOptions, journal?: Journal): { steps: WorkflowStep[]; result: Found } {
+  const r = x.record;
+  const host = x.storage.host;
+  const result: Found = { pauses: [], told: [], seen: [] };
+  const steps: WorkflowStep[] = [];
+  if (x.image.grow) steps.push(x.image.grow(host, x.from, x.to));
+  // Native rbd has no target: QEMU opens the image itself and is told at blockresize.
+  if (isIscsi(r) && x.backend) steps.push(targetStep(x, r, x.backend, result, journal));
+  const on = (s: Side): string => (x.sides.length > 1 ? ` on ${s.uri}` : '');
   // A resize killed while the domain was paused left it so: this run resumes it.
   for (const s of x.sides.filter((q) => q.pausedByUs)) {
     steps.push({
@@ -307,6 +369,7 @@ function resizeSteps(x: Resolved, o: ResizeOptions, journal?: Journal): { steps:
   }
   const wait = { timeoutMs: o.waitTimeoutMs ?? 30_000, ...(o.signal ? { signal: o.signal } : {}) };
   for (const s of x.sides) {
+    if (!isIscsi(r) || !s.portal) continue;
     for (const step of modeOf(r).resize({ record: r, virsh: s.virsh, portal: s.portal, sizeBytes: x.to, wait })) steps.push({ ...step, id: step.id ?? 'step' });
   }
   for (const s of x.sides) {
@@ -317,7 +380,8 @@ function resizeSteps(x: Resolved, o: ResizeOptions, journal?: Journal): { steps:
       id: 'blockresize',
       host: s.uri,
       title: `tell QEMU (virsh blockresize ${r.vm} ${dev}), which tells the guest, that the disk is ${formatSize(x.to)}`,
-      // QEMU's own iSCSI driver changes its capacity only at blockresize; over a host block
+      // QEMU's own iSCSI and rbd drivers change their capacity only at blockresize (librbd
+      // sees an image grown under it, but QEMU keeps the size it had); over a host block
       // device QEMU reads the device's size, so there only the records (written last) say
       // that an earlier run told the guest.
       check: async () => (await s.virsh.blkInfo(r.vm, dev)).capacity >= x.to && (modeOf(r).session === 'qemu' || r.sizeBytes >= x.to),
@@ -327,7 +391,7 @@ function resizeSteps(x: Resolved, o: ResizeOptions, journal?: Journal): { steps:
       },
     });
   }
-  const sized = (rec: IscsiExportRecord): IscsiExportRecord => ({ ...rec, sizeBytes: x.to });
+  const sized = (rec: ExportRecord): ExportRecord => ({ ...rec, sizeBytes: x.to });
   if (x.storageRecord) {
     const rec = x.storageRecord;
     steps.push({
@@ -379,7 +443,7 @@ export async function resizeExport(session: Session, o: ResizeOptions): Promise<
     record: { ...r, sizeBytes: x.to },
     fromBytes: x.from,
     toBytes: x.to,
-    image: x.kind,
+    image: x.image.kind,
     ...(plan.result.target ? { target: plan.result.target } : {}),
     pauses: plan.result.pauses,
     told: plan.result.told,

@@ -177,7 +177,8 @@ async function hypervisorView(session: Session, r: ExportRecord, i: number, t: P
   const part = r.hypervisors[i]!;
   const m = modeOf(r);
   const chapUser = isIscsi(r) ? r.chapUser : undefined;
-  const usage = chapUser && m.chapIn === 'libvirt-secret' ? recordSecretUsage(r) : undefined;
+  // The libvirt secret holds the CHAP password (where the mode keeps it there) or, for native rbd, the cephx key.
+  const usage = (chapUser && m.chapIn === 'libvirt-secret') || !isIscsi(r) ? recordSecretUsage(r) : undefined;
   const out: HypervisorStatus = { uri: part.uri, initiator: part.initiator, running: false, defined: false, pool: 'unknown', volume: 'unknown', disk: 'unknown', session: 'unknown', secret: usage ? 'unknown' : 'n/a', settings: 'unknown' };
   try {
     const runner = await session.runner(part.uri);
@@ -186,7 +187,7 @@ async function hypervisorView(session: Session, r: ExportRecord, i: number, t: P
     const [seen, view, secret, settings] = await Promise.all([
       m.inspect(virsh, r, portal),
       viewIfThere(virsh, r.vm),
-      usage ? virsh.secretByUsage(usage) : Promise.resolve(undefined),
+      usage ? virsh.secretByUsage(usage, isIscsi(r) ? 'iscsi' : 'ceph') : Promise.resolve(undefined),
       inspectSessionSettings(virsh, r, portal),
     ]);
     out.pool = seen.pool;
@@ -195,7 +196,7 @@ async function hypervisorView(session: Session, r: ExportRecord, i: number, t: P
     problems.push(...seen.problems, ...settings.problems);
     if (usage) {
       out.secret = secret ? 'ok' : 'missing';
-      if (!secret) problems.push(`libvirt secret ${usage} (the CHAP password) is not defined on ${part.uri}`);
+      if (!secret) problems.push(`libvirt secret ${usage} (${isIscsi(r) ? 'the CHAP password' : 'the cephx key'}) is not defined on ${part.uri}`);
     }
     out.defined = view !== undefined;
     out.running = view?.live !== undefined;
@@ -239,7 +240,7 @@ async function rbdStatusOf(session: Session, r: ExportRecord, problems: string[]
     lun: 'n/a',
     acl: 'n/a',
     chap: 'n/a',
-    secret: 'n/a',
+    secret: worst(hvs.map((h) => h.secret)),
     pool: worst(hvs.map((h) => h.pool)),
     volume: worst(hvs.map((h) => h.volume)),
     disk: worst(hvs.map((h) => h.disk)),
@@ -286,7 +287,8 @@ async function statusOf(session: Session, r: ExportRecord, records: ExportStatus
 }
 
 async function iscsiStatusOf(session: Session, r: IscsiExportRecord, problems: string[]): Promise<{ health: ExportHealth; hvs: HypervisorStatus[]; t: TargetState | null | undefined; rbd?: RbdStatus }> {
-  const t = await storageView(session, r, problems);
+  // Through the tgt-rbd gateway: the RBD image as its cluster sees it too (its size, tgtd as its watcher).
+  const [t, img] = await Promise.all([storageView(session, r, problems), isRbdRef(r.image) ? rbdView(session, r, problems) : undefined]);
   const hvs = await Promise.all(r.hypervisors.map((_, i) => hypervisorView(session, r, i, t, problems)));
   const lun = t?.luns.find((l) => l.lun === r.lun);
   const missingAcl = t ? r.hypervisors.filter((h) => !t.acls.some((a) => sameIqn(a, h.initiator))) : [];
@@ -308,7 +310,8 @@ async function iscsiStatusOf(session: Session, r: IscsiExportRecord, problems: s
   if (t && health.lun === 'missing') problems.push(`target ${r.target} has no LUN ${r.lun}`);
   for (const h of missingAcl) problems.push(`target ${r.target} does not allow ${h.initiator} (${h.uri})`);
   if (t && health.chap === 'missing') problems.push(`target ${r.target} has no CHAP account ${r.chapUser} bound: initiators log in without CHAP`);
-  return { health, hvs, t };
+  if (img === null) problems.push(`RBD image ${r.image} is not in its cluster any more`);
+  return { health, hvs, t, ...(img ? { rbd: img } : {}) };
 }
 
 /** Every export known here (and on `o.storage`), sorted by name, each looked at on its hosts in parallel. */

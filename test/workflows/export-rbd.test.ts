@@ -7,6 +7,7 @@
 // - through the tgt-rbd gateway in direct and network modes: a tgt LUN on the RBD image
 //   (libiscsi's iscsi-readcapacity16 reads its size), a block written through iSCSI read back
 //   with `rbd export`;
+// - repair of a native export: a disk and a ceph secret removed by hand are made again;
 // - bad input: a missing pool or image, a snapshot, an image that is not rbd: with --mode rbd,
 //   an unreachable monitor: one line each, nothing made.
 import { test } from 'node:test';
@@ -76,6 +77,53 @@ test('export rbd:POOL/IMAGE: native rbd by default, the tgt-rbd gateway in direc
     assert.match(await ceph.tool('rbd', ['status', '--format', 'json', `${ceph.pool}/${name}`]), /"watchers":\[\]/, 'no watcher is left');
   });
 
+  await t.test('repair of a native rbd export: a detached disk and an undefined ceph secret, named by status, made again from the record', async () => {
+    const before = env.snapshot();
+    const name = `${env.id}-repair`;
+    const ref = await image(name, 16);
+    const r = await cli(['export', ref, '--vm', env.domain, ...cephArgs, '--host-records', env.hostRecordDir, '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const dev = (JSON.parse(r.stdout) as { hypervisors: Array<{ attachment: { dev: string } }> }).hypervisors[0]!.attachment.dev;
+    type St = { exports: Array<{ healthy: boolean; problems: string[]; health: Record<string, string> }> };
+    const status = async (): Promise<St['exports'][number]> => (JSON.parse((await cli(['status', name, '--json', '--host-records', env.hostRecordDir])).stdout) as St).exports[0]!;
+    const healthy = await cli(['repair', name, '--host-records', env.hostRecordDir]);
+    assert.equal(healthy.status, 0, healthy.stderr);
+    assert.match(healthy.stdout, new RegExp(`^${name}: healthy, nothing to change$`, 'm'));
+
+    // Broken by hand with virsh: the disk out of the domain (live and config), the secret undefined.
+    virsh(['detach-device-alias', env.domain, `ua-virt-iscsi-${name}`, '--live', '--config']);
+    const uuid = secrets().split('\n').find((l) => l.includes(`virt-iscsi-${name}`))!.trim().split(/\s+/)[0]!;
+    virsh(['secret-undefine', uuid]);
+    const st = await status();
+    assert.equal(st.healthy, false);
+    assert.deepEqual([st.health.disk, st.health.secret], ['missing', 'missing'], st.problems.join('; '));
+    assert.ok(st.problems.some((p) => p.includes(`libvirt secret virt-iscsi-${name} (the cephx key) is not defined`)), st.problems.join('; '));
+
+    const dry = await cli(['repair', name, '--host-records', env.hostRecordDir, '--dry-run']);
+    assert.equal(dry.status, 0, dry.stderr);
+    assert.match(dry.stdout, /would repair/);
+    assert.ok(!dry.stdout.includes(ceph.key), 'the key is masked in the plan');
+    assert.doesNotMatch(secrets(), new RegExp(`virt-iscsi-${name}`), 'a dry run makes nothing');
+
+    const fixed = await cli(['repair', name, '--host-records', env.hostRecordDir, '--json']);
+    assert.equal(fixed.status, 0, fixed.stderr);
+    const e = (JSON.parse(fixed.stdout) as { exports: Array<{ outcome: string; changes: Array<{ what: string }> }> }).exports[0]!;
+    assert.equal(e.outcome, 'repaired');
+    assert.deepEqual(
+      e.changes.map((c) => c.what).filter((w) => !/record/.test(w)),
+      [`re-defined libvirt secret virt-iscsi-${name} on local with the cephx key of client.${ceph.id}`, `re-attached the export's disk to domain ${env.domain} on local`],
+    );
+    assert.match(secrets(), new RegExp(`ceph +virt-iscsi-${name}`));
+    assert.equal(env.capacity(dev), 16 * MiB, 'QEMU opened the image again (with the key from the new secret)');
+    assert.match(await ceph.tool('rbd', ['status', '--format', 'json', `${ceph.pool}/${name}`]), /"watchers":\[\{/);
+    assert.equal((await status()).healthy, true);
+    const again = await cli(['repair', name, '--host-records', env.hostRecordDir]);
+    assert.match(again.stdout, new RegExp(`^${name}: healthy, nothing to change$`, 'm'));
+
+    assert.equal((await cli(['unexport', name, '--host-records', env.hostRecordDir])).status, 0);
+    assert.deepEqual(env.snapshot(), before);
+  });
+
   for (const mode of ['direct', 'network'] as const) {
     await t.test(`the tgt-rbd gateway, mode ${mode}: a tgt LUN on the image; a block written over iSCSI is in the image`, async () => {
       const shown = env.tgtd.tgtadm(['--lld', 'iscsi', '--op', 'show', '--mode', 'sys']);
@@ -96,6 +144,10 @@ test('export rbd:POOL/IMAGE: native rbd by default, the tgt-rbd gateway in direc
       const cap = spawnSync('iscsi-readcapacity16', ['-s', `iscsi://${env.tgtd.portal}/${x.target}/${x.lun}`], { encoding: 'utf8' });
       if (cap.status === 0) assert.match(cap.stdout, new RegExp(`Total size:\\s*${32 * MiB}`));
       assert.equal(env.capacity(x.hypervisors[0]!.attachment.dev), 32 * MiB);
+      // repair finds the image in its cluster (with the record's client) and the export whole.
+      const rep = await cli(['repair', name, '--host-records', env.hostRecordDir]);
+      assert.equal(rep.status, 0, rep.stderr);
+      assert.match(rep.stdout, new RegExp(`^${name}: healthy, nothing to change$`, 'm'));
       const u = await cli(['unexport', name, '--host-records', env.hostRecordDir]);
       assert.equal(u.status, 0, u.stderr);
       assert.deepEqual(env.snapshot(), before);

@@ -17,6 +17,14 @@ interface ResizeFlags extends HostCommandOptions {
   lockTimeout?: number;
 }
 
+/** How each kind of image was grown, for people. */
+const GROWN: Readonly<Record<ResizeResult['image'], string>> = {
+  sparse: 'sparse',
+  allocated: 'allocated',
+  block: 'a block device, grown before',
+  rbd: 'RBD image, rbd resize',
+};
+
 export function renderResize(r: ResizeResult): string {
   const head = r.dryRun
     ? `would resize ${r.name} from ${formatSize(r.fromBytes)} to ${formatSize(r.toBytes)}`
@@ -25,7 +33,7 @@ export function renderResize(r: ResizeResult): string {
       : `resized ${r.name} from ${formatSize(r.fromBytes)} to ${formatSize(r.toBytes)}`;
   const lines = [head];
   if (r.dryRun || r.applied === 0) return lines.join('\n');
-  lines.push(`  image   ${r.record.image} (${r.image === 'block' ? 'a block device, grown before' : r.image})`);
+  lines.push(`  image   ${r.record.image} (${GROWN[r.image]})`);
   if (r.target) lines.push(`  target  ${r.target}`);
   for (const p of r.pauses) lines.push(`  paused  ${p.vm}${r.record.hypervisors.length > 1 ? ` on ${p.hypervisor}` : ''} for ${(p.ms / 1000).toFixed(2)} s while the target reopened the image`);
   for (const t of r.seen) lines.push(`  VM      ${r.record.vm}${r.record.hypervisors.length > 1 ? ` on ${t.hypervisor}` : ''}: ${t.dev} is ${formatSize(r.toBytes)} in the guest without a reboot`);

@@ -32,8 +32,11 @@ function renderOne(s: ExportStatus): string {
   const lines = [
     `${s.name}  ${state}`,
     `  image     ${s.image} (${(s.sizeBytes / MiB).toFixed(1)} MiB) on ${s.storage}`,
-    `  target    ${s.target} LUN ${s.lun} (${s.backend})  [${mark('target', 'lun', 'acl', 'chap')}]`,
-    `  portal    ${s.portal}${several ? '' : `, initiator ${s.initiator}`}`,
+    // Native rbd has no target or portal: QEMU reaches the cluster itself.
+    ...(s.target !== undefined
+      ? [`  target    ${s.target} LUN ${s.lun} (${s.backend})  [${mark('target', 'lun', 'acl', 'chap')}]`, `  portal    ${s.portal}${several ? '' : `, initiator ${s.initiator}`}`]
+      : []),
+    ...(s.rbd ? [`  rbd       ${s.rbd.image} is ${(s.rbd.sizeBytes / MiB).toFixed(1)} MiB in its cluster, open by ${s.rbd.watchers.length === 0 ? 'no client' : s.rbd.watchers.join(', ')}${s.target === undefined ? `  [image ${h.target}]` : ''}`] : []),
     several
       ? `  VM        ${s.vm}${s.runningOn ? ` runs on ${s.runningOn}` : ' is not running'}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}`
       : `  VM        ${s.vm} on ${s.hypervisor}: ${disk}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}  [${mark('pool', 'volume', 'disk', 'secret')}]`,
