@@ -19,8 +19,8 @@ export function renderUnexport(r: UnexportResult): string {
   if (!r.found) return `${r.name} is not exported (no record of it here or on the storage host): nothing to do`;
   if (r.dryRun) return `would unexport ${r.name}`;
   if (r.applied === 0) return `${r.name}: nothing was left to remove`;
-  if (r.interrupted) return `unexported ${r.name}: removed what its interrupted run had made (the image file is untouched)`;
-  return `unexported ${r.name}: ${r.record!.image} is no longer served to ${r.record!.vm} (the image file is untouched)`;
+  if (r.interrupted) return `unexported ${r.name}: removed what its interrupted run had made (the image is untouched)`;
+  return `unexported ${r.name}: ${r.record!.image} is no longer served to ${r.record!.vm} (the image is untouched)`;
 }
 
 export function registerUnexport(program: Command): void {
@@ -29,7 +29,7 @@ export function registerUnexport(program: Command): void {
       addSshOptions(
         program
           .command('unexport')
-          .description('take an export apart: disk from the VM, pool or session, secret, target, records; the image file is untouched')
+          .description('take an export apart: disk from the VM, pool or session, secret, target, records; the image (file, device or RBD image) is untouched')
           .argument('<name>', 'export name (as export printed it)')
           .option('--storage <uri>', 'storage host whose record to use when this machine has none (another machine, lost state)')
           .option('--hypervisor <uri>', 'reach the hypervisor here instead of the URI recorded at export')
