@@ -107,6 +107,9 @@ export async function migrateVm(session: Session, o: MigrateOptions): Promise<Mi
       }
     }
   }
+  // Not running elsewhere: maybe already there, with nothing to move.
+  const toPart = exports.flatMap((r) => r.hypervisors).find((h) => h.uri === o.to);
+  if (from === undefined && toPart && (await viewIfThere(new Virsh(await session.runner(o.to), toPart.connect), vm))?.live) throw new ValidationError(`domain ${show(vm)} already runs on ${o.to}`, 'to');
   if (from === undefined) throw new ValidationError(`domain ${show(vm)} runs on none of ${candidates.join(', ') || 'its exports\' other hypervisors'}; start it, or give --from`, 'from');
   if (from === o.to) throw new ValidationError(`domain ${show(vm)} already runs on ${o.to}`, 'to');
   const missing = (await Promise.all(exports.map((r) => missingOn(session, r, o.to)))).flat();

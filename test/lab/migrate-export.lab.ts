@@ -249,7 +249,7 @@ describe('one export, two real hypervisors, live migration through the CLI (mode
     await readBlock(c.host, BLOCK_A);
   });
 
-  test('refused, nothing changed: --remove-hypervisor of the host the VM runs on; migrate to a hypervisor not in the export; dry-run', async () => {
+  test('refused, nothing changed: --remove-hypervisor of the host the VM runs on; migrate to a hypervisor not in the export, or where it runs; dry-run', async () => {
     const was = { host: await holdings(c.host), guest: await holdings(c.guest), acl: aclOf(x.target) };
     const rm = await cli(['export', NAME, '--remove-hypervisor', 'local', '--host-records', records]);
     assert.equal(rm.status, 1);
@@ -258,6 +258,9 @@ describe('one export, two real hypervisors, live migration through the CLI (mode
     const mig = await cli(['migrate', VM, '--to', other]);
     assert.equal(mig.status, 1);
     assert.match(mig.stderr, new RegExp(`cannot migrate ${VM} to ${other}: export ${NAME} is not served to ${other} \\(virt-iscsi export ${NAME} --add-hypervisor ${other}\\)`));
+    const here = await cli(['migrate', VM, '--to', 'local']);
+    assert.equal(here.status, 1);
+    assert.match(here.stderr, new RegExp(`domain "${VM}" already runs on local`));
     const dry = await cli(['migrate', VM, '--to', c.guest.uri, '--dest-uri', c.guest.libvirtUri, '--dry-run']);
     assert.equal(dry.status, 0, dry.stderr);
     assert.match(dry.stdout, new RegExp(`would migrate ${VM} live from local to ${c.guest.uri.replace(/[.]/g, '\\.')}`));
