@@ -5,7 +5,9 @@
 // what is missing is named, with the command that adds it. Then `virsh migrate --live
 // --p2p --tunnelled` on the source (only a libvirt connection between the two is needed),
 // and a check that the VM runs on the destination with the same disks. The records learn
-// where the disks are now.
+// where the disks are now. A network disk names the initiator QEMU logs in as: the
+// migration sends the domain (running and persistent) with the destination's name in it,
+// so the target's ACL entry of each hypervisor is what its own QEMU uses.
 import { ValidationError } from '../errors.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
 import { checkLibvirtUri } from '../names/libvirt-uri.js';

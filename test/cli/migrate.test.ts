@@ -73,6 +73,13 @@ test('several hypervisors and migrate: bad input, refusals, the dry-run plan, un
     assert.equal(failedWith(await cli(['migrate', `vit-${env.id}-none`, '--to', sshd.uri]), new RegExp(`^virt-iscsi: no export of domain "vit-${env.id}-none" is recorded in `)), undefined);
     // (the stand-in shows the VM running on both, being one libvirtd: the source found is the other one)
     assert.equal(failedWith(await cli(['migrate', env.domain, '--to', 'local']), /^virt-iscsi: the destination is this machine: give --dest-uri, the libvirt URI that reaches it from the source$/), undefined);
+    // --remove-hypervisor where the VM runs (the stand-in's libvirtd is this one: it runs there)
+    assert.equal(
+      failedWith(await cli(['export', name, '--remove-hypervisor', sshd.uri, '--host-records', env.hostRecordDir]), new RegExp(`^virt-iscsi: domain ${env.domain} runs on ${re(sshd.uri)}: migrate it away first \\(virt-iscsi migrate ${env.domain} --to URI\\), then remove the hypervisor$`)),
+      undefined,
+    );
+    const both = await cli(['export', name, '--add-hypervisor', sshd.uri, '--remove-hypervisor', sshd.uri]);
+    assert.equal(failedWith(both, /^virt-iscsi: --add-hypervisor and --remove-hypervisor exclude each other; give one$/) === undefined || both.status === 2, true, both.stderr);
     assert.equal(running(), 'running');
     assert.deepEqual(env.snapshot(), exported);
   });
@@ -81,6 +88,11 @@ test('several hypervisors and migrate: bad input, refusals, the dry-run plan, un
     const tid = new RegExp(`^Target (\\d+): ${re(made.target)}$`, 'm').exec(env.tgtd.tgtadm(['--lld', 'iscsi', '--op', 'show', '--mode', 'target']))![1]!;
     env.tgtd.tgtadm(['--lld', 'iscsi', '--op', 'bind', '--mode', 'target', '--tid', tid, '-I', other]);
     const withAcl = env.snapshot();
+    // a destination URI that would run a program is refused before anything moves
+    assert.equal(
+      failedWith(await cli(['migrate', env.domain, '--to', sshd.uri, '--dest-uri', 'qemu+ext:///system?command=/bin/sh']), /^virt-iscsi: --dest-uri "qemu\+ext:\/\/\/system\?command=\/bin\/sh" /),
+      undefined,
+    );
     const r = await cli(['migrate', env.domain, '--to', sshd.uri, '--dry-run']);
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.split('\n');
