@@ -79,7 +79,7 @@ test('several hypervisors and migrate: bad input, refusals, the dry-run plan, un
       undefined,
     );
     const both = await cli(['export', name, '--add-hypervisor', sshd.uri, '--remove-hypervisor', sshd.uri]);
-    assert.equal(failedWith(both, /^virt-iscsi: --add-hypervisor and --remove-hypervisor exclude each other; give one$/) === undefined || both.status === 2, true, both.stderr);
+    assert.equal(failedWith(both, /^virt-iscsi: --add-hypervisor and --remove-hypervisor exclude each other; give one$/), undefined);
     assert.equal(running(), 'running');
     assert.deepEqual(env.snapshot(), exported);
   });
