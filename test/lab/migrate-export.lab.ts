@@ -8,7 +8,9 @@
 // and the refusals around it: a hypervisor that fails midway during export (its domain
 // definition cannot be saved) rolls back on both; --remove-hypervisor of the host the VM runs
 // on; migrate to a hypervisor the export does not serve; unexport while one hypervisor's
-// sshd is stopped (its pieces listed, the rest removed; unexport again finishes).
+// sshd is stopped (its pieces listed, the rest removed; unexport again finishes). While the
+// VM runs in the guest, the export is narrowed to the guest (--remove-hypervisor local) and
+// the VM cold-started there: its QEMU logs in as the guest, whose name the ACL then holds alone.
 //
 // Bytes: a block is written into the image before the export; the VM's own QEMU (HMP
 // qemu-io on the disk's device) reads it on each side and writes another in the guest.
@@ -288,6 +290,20 @@ describe('one export, two real hypervisors, live migration through the CLI (mode
     await readBlock(c.guest, BLOCK_A);
     await writeBlock(c.guest, BLOCK_B);
     assert.ok(stored(BLOCK_B.offset).every((b) => b === BLOCK_B.byte), "the guest's QEMU wrote to the same LUN");
+  });
+
+  test('narrowed to the guest while the VM runs there: a cold start there logs in as the guest; --add-hypervisor brings this machine back', async () => {
+    await cliOk(['export', NAME, '--remove-hypervisor', 'local', '--host-records', records]);
+    assert.deepEqual(aclOf(x.target), [guestInitiator], "the ACL holds the guest's initiator only");
+    assert.equal((await holdings(c.host)).secrets, '', "this machine's secret is removed");
+    // QEMU logs in anew, with the initiator of the definition the migration left in the guest
+    await virsh(c.guest, 'destroy', VM);
+    await virsh(c.guest, 'start', VM);
+    assert.deepEqual(sessions(x.target), [guestInitiator]);
+    await readBlock(c.guest, BLOCK_B);
+    await cliOk(['export', NAME, '--add-hypervisor', 'local', '--host-records', records]);
+    assert.deepEqual(aclOf(x.target).sort(), [hostInitiator, guestInitiator].sort());
+    assert.match(await virsh(c.host, 'secret-list'), new RegExp(`virt-iscsi-${NAME}`));
   });
 
   test('migrate --live back: running here again, both blocks read back; status says local', async () => {
