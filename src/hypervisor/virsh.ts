@@ -46,6 +46,12 @@ export interface Volume {
   allocation: number;
 }
 
+/** What `virsh migrate` sends instead of the source's own XML: the running domain and its persistent definition. */
+export interface MigrationXml {
+  live: string;
+  persistent: string;
+}
+
 export type MediaChange = { eject: true } | { insert: string; block: boolean };
 
 export interface VirshOptions {
@@ -247,8 +253,27 @@ export class Virsh {
    * and tunnelled, so only the libvirt connection between the two is needed; the definition
    * moves with the domain (persistent there, undefined here).
    */
-  async migrate(domain: string, destUri: string): Promise<void> {
-    await this.run(['migrate', '--live', '--p2p', '--tunnelled', '--persistent', '--undefinesource', '--domain', domain, '--desturi', destUri]);
+  async migrate(domain: string, destUri: string, xml?: MigrationXml): Promise<void> {
+    const argv = ['migrate', '--live', '--p2p', '--tunnelled', '--persistent', '--undefinesource', '--domain', domain, '--desturi', destUri];
+    if (!xml) {
+      await this.run(argv);
+      return;
+    }
+    // Two documents: files in a private directory on the host virsh runs on, removed after.
+    const made = (await this.runner.run(['mktemp', '-d', '/tmp/virt-iscsi-migrate.XXXXXX'])).stdout.trim();
+    const dir = made === '' ? '/tmp/virt-iscsi-migrate.XXXXXX' : made; // a dry run makes none
+    try {
+      await this.runner.writeFile(`${dir}/live.xml`, xml.live, { mode: 0o600 });
+      await this.runner.writeFile(`${dir}/persistent.xml`, xml.persistent, { mode: 0o600 });
+      await this.run([...argv, '--xml', `${dir}/live.xml`, '--persistent-xml', `${dir}/persistent.xml`]);
+    } finally {
+      if (made !== '') await this.runner.run(['rm', '-rf', '--', dir]);
+    }
+  }
+
+  /** The domain's XML as a migration sends it (`dumpxml --migratable`), running or, with `inactive`, persistent. */
+  async migratableXml(domain: string, inactive = false): Promise<string> {
+    return (await this.query(['dumpxml', '--migratable', ...(inactive ? ['--inactive'] : []), '--domain', domain])).stdout;
   }
 
   async attachDevice(domain: string, xml: string, flags: DeviceFlags): Promise<void> {

@@ -5,7 +5,9 @@
 // what is missing is named, with the command that adds it. Then `virsh migrate --live
 // --p2p --tunnelled` on the source (only a libvirt connection between the two is needed),
 // and a check that the VM runs on the destination with the same disks. The records learn
-// where the disks are now.
+// where the disks are now. A network disk names the initiator QEMU logs in as: the
+// migration sends the domain (running and persistent) with the destination's name in it,
+// so the target's ACL entry of each hypervisor is what its own QEMU uses.
 import { ValidationError } from '../errors.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
 import { checkLibvirtUri } from '../names/libvirt-uri.js';
@@ -17,6 +19,7 @@ import { parseHostUri } from '../runner/host-uri.js';
 import type { Session } from '../runner/session.js';
 import { createBackend } from '../storage/backends.js';
 import { attachmentOf, findOurs } from '../hypervisor/disk-steps.js';
+import { withDiskInitiators } from '../xml/migrate-xml.js';
 import { markOf } from './export.js';
 import { modeOf } from './modes.js';
 import { viewIfThere } from './probe.js';
@@ -43,6 +46,8 @@ export interface MigrateResult {
   to: string;
   /** The exports whose disks moved with the VM. */
   exports: string[];
+  /** Network disks whose initiator name became the destination's (its QEMU logs in as itself). */
+  relogin: Array<{ export: string; from: string; to: string }>;
   /** How long virsh migrate took, ms. */
   migrateMs: number;
   dryRun: boolean;
@@ -104,6 +109,9 @@ export async function migrateVm(session: Session, o: MigrateOptions): Promise<Mi
       }
     }
   }
+  // Not running elsewhere: maybe already there, with nothing to move.
+  const toPart = exports.flatMap((r) => r.hypervisors).find((h) => h.uri === o.to);
+  if (from === undefined && toPart && (await viewIfThere(new Virsh(await session.runner(o.to), toPart.connect), vm))?.live) throw new ValidationError(`domain ${show(vm)} already runs on ${o.to}`, 'to');
   if (from === undefined) throw new ValidationError(`domain ${show(vm)} runs on none of ${candidates.join(', ') || 'its exports\' other hypervisors'}; start it, or give --from`, 'from');
   if (from === o.to) throw new ValidationError(`domain ${show(vm)} already runs on ${o.to}`, 'to');
   const missing = (await Promise.all(exports.map((r) => missingOn(session, r, o.to)))).flat();
@@ -114,10 +122,16 @@ export async function migrateVm(session: Session, o: MigrateOptions): Promise<Mi
   const src = new Virsh(await session.runner(from), srcPart.connect, { timeoutMs: (o.timeoutSec ?? 600) * 1000 });
   const dst = new Virsh(await session.runner(o.to), dstPart.connect);
   const destUri = checkLibvirtUri(o.destUri ?? defaultDestUri(o.to, dstPart.connect), '--dest-uri');
+  // The destination's QEMU logs in as the destination (network disks name their initiator).
+  const initiators = new Map(exports.map((r) => [markOf(r).alias, r.hypervisors.find((h) => h.uri === o.to)!.initiator]));
+  const live = withDiskInitiators(await src.migratableXml(vm), initiators);
+  const persistent = withDiskInitiators(await src.migratableXml(vm, true), initiators);
+  const names = new Map(exports.map((r) => [markOf(r).alias, r.name]));
+  const relogin = [...new Map([...live.changes, ...persistent.changes].map((c) => [c.alias, { export: names.get(c.alias)!, from: c.from, to: c.to }])).values()];
   const started = Date.now();
-  await src.migrate(vm, destUri);
+  await src.migrate(vm, destUri, relogin.length > 0 ? { live: live.xml, persistent: persistent.xml } : undefined);
   const migrateMs = Date.now() - started;
-  if (session.dryRun) return { vm, from, to: o.to, exports: exports.map((r) => r.name), migrateMs: 0, dryRun: true, state: { from: 'running', to: 'shut off' } };
+  if (session.dryRun) return { vm, from, to: o.to, exports: exports.map((r) => r.name), relogin, migrateMs: 0, dryRun: true, state: { from: 'running', to: 'shut off' } };
 
   // It runs there, with every export's disk.
   const [after, there] = await Promise.all([viewIfThere(src, vm), viewIfThere(dst, vm)]);
@@ -139,5 +153,5 @@ export async function migrateVm(session: Session, o: MigrateOptions): Promise<Mi
     if ((await local.readFile(recordPath(stateDir, r.name))) !== undefined) await writeRecord(local, stateDir, moved);
   }
   const [fromState, toState] = await Promise.all([src.domState(vm).then((s) => s.state).catch(() => 'gone'), dst.domState(vm).then((s) => s.state)]);
-  return { vm, from, to: o.to, exports: exports.map((r) => r.name), migrateMs, dryRun: false, state: { from: fromState, to: toState } };
+  return { vm, from, to: o.to, exports: exports.map((r) => r.name), relogin, migrateMs, dryRun: false, state: { from: fromState, to: toState } };
 }

@@ -100,3 +100,31 @@ export function text(node: XmlNode | undefined, name: string): string | undefine
   if (v && !Array.isArray(v)) return '';
   return undefined;
 }
+
+/**
+ * A document parsed with its order kept (children as a list of one-key objects, attributes
+ * under ':@'): for the rare document virt-iscsi hands back to libvirt whole (the domain a
+ * migration sends, with one element changed), where the partial models above would lose
+ * what they do not know.
+ */
+export type OrderedNode = Record<string, unknown> & { ':@'?: Record<string, string> };
+
+const orderedOptions = {
+  ignoreAttributes: false,
+  attributeNamePrefix: ATTR,
+  textNodeName: TEXT,
+  preserveOrder: true,
+} as const;
+
+export function parseOrdered(text: string): OrderedNode[] {
+  const parser = new XMLParser({ ...orderedOptions, parseTagValue: false, parseAttributeValue: false, trimValues: true, processEntities: true, htmlEntities: true, ignoreDeclaration: true, ignorePiTags: true, commentPropName: false });
+  try {
+    return parser.parse(text, true) as OrderedNode[];
+  } catch (e) {
+    throw new ValidationError(`not well-formed XML: ${(e as Error).message}`);
+  }
+}
+
+export function buildOrdered(doc: readonly OrderedNode[]): string {
+  return new XMLBuilder({ ...orderedOptions, format: true, indentBy: '  ', suppressEmptyNode: true, suppressBooleanAttributes: false, processEntities: true }).build(doc) as string;
+}

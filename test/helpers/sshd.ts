@@ -20,6 +20,10 @@ export interface Sshd {
   readonly dir: string;
   /** Makes a fresh key pair (not authorized) for negative tests. */
   newKey(name: string): string;
+  /** Stops listening (the host is out of reach), keeping its keys and port for resume(). */
+  pause(): Promise<void>;
+  /** Listens again on the same port with the same keys. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -69,12 +73,18 @@ export async function startSshd(opts: { hostKey?: string } = {}): Promise<Sshd> 
     ].join('\n'),
   );
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const daemon: Daemon = startDaemon(['/usr/sbin/sshd', '-D', '-e', '-f', config]);
-  await waitFor(`sshd on 127.0.0.1:${port}`, () => portOpen(port), 15000).catch((e) => {
-    throw new Error(`${(e as Error).message}\n${daemon.output()}`);
-  });
+  let daemon!: Daemon;
+  const launch = async (): Promise<void> => {
+    daemon = startDaemon(['/usr/sbin/sshd', '-D', '-e', '-f', config]);
+    await waitFor(`sshd on 127.0.0.1:${port}`, () => portOpen(port), 15000).catch((e) => {
+      throw new Error(`${(e as Error).message}\n${daemon.output()}`);
+    });
+  };
+  await launch();
   return {
-    pid: daemon.pid,
+    get pid() {
+      return daemon.pid;
+    },
     port,
     uri: `ssh://root@127.0.0.1:${port}`,
     identity,
@@ -86,6 +96,8 @@ export async function startSshd(opts: { hostKey?: string } = {}): Promise<Sshd> 
       keygen(f, name);
       return f;
     },
+    pause: () => daemon.stop(),
+    resume: launch,
     async stop() {
       await daemon.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -15,9 +15,11 @@ interface MigrateFlags extends HostCommandOptions {
 }
 
 export function renderMigrate(r: MigrateResult): string {
-  if (r.dryRun) return `would migrate ${r.vm} live from ${r.from} to ${r.to} (disks of ${r.exports.join(', ')})`;
+  const relogin = r.relogin.map((c) => `  disk of ${c.export}: QEMU on ${r.to} logs in as ${c.to} (not ${c.from})`);
+  if (r.dryRun) return [`would migrate ${r.vm} live from ${r.from} to ${r.to} (disks of ${r.exports.join(', ')})`, ...relogin].join('\n');
   return [
     `migrated ${r.vm} live from ${r.from} to ${r.to} in ${(r.migrateMs / 1000).toFixed(1)} s, with the disks of ${r.exports.join(', ')}`,
+    ...relogin,
     `  ${r.from}: ${r.state.from}`,
     `  ${r.to}: ${r.state.to}`,
   ].join('\n');
