@@ -89,7 +89,7 @@ export interface FoundDisk {
 
 export function findOurs(view: DomainView, m: DiskMark): FoundDisk | undefined {
   const live = view.live?.disks.find((d) => isOurs(d, m));
-  const inactive = view.inactive.disks.find((d) => isOurs(d, m));
+  const inactive = view.transient ? undefined : view.inactive.disks.find((d) => isOurs(d, m));
   const any = live ?? inactive;
   if (!any) return undefined;
   return { dev: any.target.dev, ...(live ? { live } : {}), ...(inactive ? { inactive } : {}), media: any.device === 'cdrom' && any.alias !== m.alias };

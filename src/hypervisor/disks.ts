@@ -27,7 +27,9 @@ export type SourceSpec =
 export async function readView(virsh: Virsh, domain: string): Promise<DomainView> {
   const [current, inactive] = await Promise.all([virsh.domainXml(domain), virsh.domainXml(domain, true)]);
   const live = current.id !== undefined ? current : undefined;
-  return live ? { name: domain, live, inactive } : { name: domain, inactive };
+  if (!live) return { name: domain, inactive };
+  // Only a running domain can be transient; libvirt then shows its running configuration as the "inactive" one.
+  return (await virsh.domPersistent(domain)) ? { name: domain, live, inactive } : { name: domain, live, inactive, transient: true };
 }
 
 /**

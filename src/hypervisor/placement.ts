@@ -19,8 +19,10 @@ export interface DomainView {
   name: string;
   /** The running configuration; undefined while the domain is shut off. */
   live?: DomainInfo;
-  /** The persistent definition (dumpxml --inactive). */
+  /** The persistent definition (dumpxml --inactive); a transient domain's is its running configuration. */
   inactive: DomainInfo;
+  /** Started with `virsh create`: no definition, so nothing goes into one. */
+  transient?: boolean;
 }
 
 export interface PlacementRequest {
@@ -94,6 +96,10 @@ export function nextFreeDev(bus: DiskBus, taken: ReadonlySet<string>): string | 
 /** running -> live and persistent; shut off -> persistent only; --live on a shut-off domain is refused. */
 export function chooseFlags(view: DomainView, choice?: FlagChoice): DeviceFlags {
   const running = view.live !== undefined;
+  if (view.transient) {
+    if (choice === 'config' || choice === 'persistent') throw new ValidationError(`domain ${show(view.name)} is transient (started with virsh create): it has no definition to change; use --live`, choice);
+    return { live: true, config: false };
+  }
   if (choice === 'live') {
     if (!running) throw new ValidationError(`domain ${show(view.name)} is not running; --live needs a running domain (use --config)`, 'live');
     return { live: true, config: false };
@@ -213,7 +219,7 @@ export function placeDetach(view: DomainView, dev: string, choice?: FlagChoice):
   const other = [...(view.live?.otherDisks ?? []), ...view.inactive.otherDisks].find((d) => d.dev === dev);
   if (other) throw new ValidationError(`disk ${show(dev)} of ${dom} is of a kind virt-iscsi does not model (${other.problem}); remove it with virsh detach-disk`, 'dev');
   const liveDisk = find(view.live, dev);
-  const inactiveDisk = find(view.inactive, dev);
+  const inactiveDisk = view.transient ? undefined : find(view.inactive, dev);
   if (!liveDisk && !inactiveDisk) throw new NotFoundError('disk', dev, dom, `it has ${[...takenDevs(view)].join(', ') || 'no disks'}`);
   const flags = chooseFlags(view, choice);
   if (choice === 'live' && !liveDisk) throw new ValidationError(`disk ${show(dev)} is only in the definition of ${dom}, not running; use --config`, 'dev');
@@ -246,7 +252,7 @@ export interface DrivePlacement {
 export function placeMedia(view: DomainView, dev: string, choice?: FlagChoice): DrivePlacement {
   const dom = `domain ${show(view.name)}`;
   const liveDrive = find(view.live, dev);
-  const inactiveDrive = find(view.inactive, dev);
+  const inactiveDrive = view.transient ? undefined : find(view.inactive, dev);
   const drive = liveDrive ?? inactiveDrive;
   if (!drive) throw new NotFoundError('disk', dev, dom, `it has ${[...takenDevs(view)].join(', ') || 'no disks'}`);
   if (drive.device !== 'cdrom') throw new ValidationError(`${show(dev)} of ${dom} is a ${drive.device}, not a cdrom drive; media go into cdrom drives`, 'dev');

@@ -93,6 +93,24 @@ export interface PoolInfo {
 }
 
 /**
+ * `virsh dominfo --domain NAME` (libvirt 9.0), of which only Persistent matters here:
+ *   Id:             3
+ *   Name:           vit-x
+ *   UUID:           1b0c...
+ *   OS Type:        hvm
+ *   State:          running
+ *   ...
+ *   Persistent:     no
+ *   Autostart:      disable
+ * A domain started with `virsh create` is transient: it has no definition to change.
+ */
+export function parseDomPersistent(stdout: string): boolean {
+  const v = parseKeyValues(stdout).get('Persistent');
+  if (v !== 'yes' && v !== 'no') return bad('dominfo Persistent', stdout);
+  return v === 'yes';
+}
+
+/**
  * `virsh pool-info --bytes NAME` (an inactive pool stops after Autostart):
  *   Name:           vit-fcap
  *   UUID:           73f76c5c-93ee-4466-a169-cb23e430085b

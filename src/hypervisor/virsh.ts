@@ -14,6 +14,7 @@ import {
   parseBlkInfo,
   parseBlkList,
   parseDomainNames,
+  parseDomPersistent,
   parseDomState,
   parsePoolInfo,
   parsePoolList,
@@ -241,6 +242,11 @@ export class Virsh {
 
   async domState(domain: string): Promise<DomainState> {
     return parseDomState((await this.query(['domstate', '--reason', '--domain', domain])).stdout);
+  }
+
+  /** Whether the domain has a definition (false for one started with `virsh create`). */
+  async domPersistent(domain: string): Promise<boolean> {
+    return parseDomPersistent((await this.query(['dominfo', '--domain', domain])).stdout);
   }
 
   /** `dumpxml` parsed: the running configuration, or with `inactive` the persistent one. */

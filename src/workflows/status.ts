@@ -200,7 +200,7 @@ async function hypervisorView(session: Session, r: ExportRecord, i: number, t: P
     }
     out.defined = view !== undefined;
     out.running = view?.live !== undefined;
-    const d = diskHealth(view ? findOurs(view, markOf(r)) : undefined, out.running, r.persist);
+    const d = diskHealth(view ? findOurs(view, markOf(r)) : undefined, out.running, r.persist && !view?.transient);
     // The disk is expected where the domain is defined.
     out.disk = view ? d.disk : 'n/a';
     if (view && d.disk === 'missing') problems.push(`domain ${r.vm} on ${part.uri} does not hold the export's disk`);
