@@ -18,6 +18,7 @@ import type { LunSpec, TargetSpec } from '../storage/backend.js';
 import { cephUser } from '../storage/rbd/client.js';
 import { rbdLun } from '../storage/rbd/lun.js';
 import { parseRbdRef, rbdImageSpec } from '../storage/rbd/ref.js';
+import { lunScsiId } from '../storage/wwid.js';
 import { Journal, type JournalPiece } from './journal.js';
 import { cephSecretDescription, diskAlias, secretDescription } from './names.js';
 import { isIscsi, recordPath, recordPool, recordSecretUsage, removeRecord, sameRecord, writeRecord, type ExportRecord, type HypervisorPart, type IscsiExportRecord } from './records.js';
@@ -54,7 +55,7 @@ export const missingSecret = (r: IscsiExportRecord): string => `the CHAP secret 
 
 /** The LUN: the image file, or an rbd: image through tgt's rbd backing store. */
 function lunSpec(x: ResolvedExport, r: IscsiExportRecord): LunSpec {
-  const flags = { serial: r.serial, ...(r.cdrom ? { cdrom: true } : {}), ...(r.readonly ? { readonly: true } : {}) };
+  const flags = { serial: r.serial, scsiId: lunScsiId(r.serial), ...(r.cdrom ? { cdrom: true } : {}), ...(r.readonly ? { readonly: true } : {}) };
   const ceph = x.storage.ceph;
   return ceph ? rbdLun(r.lun, ceph.ref, ceph.client, flags) : { lun: r.lun, path: r.image, ...flags };
 }

@@ -34,6 +34,13 @@ export interface ExportOptions extends RecordDirs {
   connect?: string;
   /** HOST[:PORT] the hypervisor dials; default 127.0.0.1 when both are one host, else the storage host's address. */
   portal?: string;
+  /**
+   * Several portals of the storage host (IP[:PORT] each), one path each: mode multipath.
+   * Two or more; takes the place of `portal`.
+   */
+  portals?: string[];
+  /** Multipath: the paths that must be up before the disk goes to the VM; default all of them. */
+  minPaths?: number;
   /** Default: the best the hypervisor can do (pool, then direct, then network). */
   mode?: ExportMode;
   /** Default: true for *.iso. A CD-ROM is always read-only. */

@@ -70,6 +70,7 @@ export interface LunOptions {
 export interface LunParams {
   readonly?: boolean;
   scsi_sn?: string;
+  scsi_id?: string;
   vendor_id?: string;
   product_id?: string;
 }
@@ -157,7 +158,7 @@ export class Tgtadm {
   async updateLun(tid: number, lun: number, params: LunParams): Promise<void> {
     const kv: string[] = [];
     if (params.readonly !== undefined) kv.push(`readonly=${params.readonly ? 1 : 0}`);
-    for (const key of ['scsi_sn', 'vendor_id', 'product_id'] as const) if (params[key] !== undefined) kv.push(`${key}=${params[key]}`);
+    for (const key of ['scsi_sn', 'scsi_id', 'vendor_id', 'product_id'] as const) if (params[key] !== undefined) kv.push(`${key}=${params[key]}`);
     if (kv.length > 0) await this.run('logicalunit', 'update', ['--tid', String(tid), '--lun', String(lun), '--params', kv.join(',')]);
   }
 
