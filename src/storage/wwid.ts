@@ -21,10 +21,15 @@ export function lunScsiId(serial: string): string {
   return createHash('sha256').update(`virt-iscsi scsi_id ${serial}`).digest('hex').slice(0, 24);
 }
 
+/** The WWID tgt gives a LUN with this scsi_id: '36' and its last 31 hex digits, zero-padded. */
+export function tgtWwid(scsiId: string): string {
+  return `36${[...scsiId.toLowerCase()].map((c) => (/[0-9a-f]/.test(c) ? c : '0')).join('').slice(-31).padStart(31, '0')}`;
+}
+
 const hexDigits = (s: string): string => s.toLowerCase().replace(/[^0-9a-f]/g, '');
 
 const WWIDS: Readonly<Record<BackendName, ((serial: string) => string) | undefined>> = {
-  tgt: (serial) => `36${lunScsiId(serial).padStart(31, '0')}`,
+  tgt: (serial) => tgtWwid(lunScsiId(serial)),
   lio: (serial) => `36001405${hexDigits(serial).slice(0, 25).padEnd(25, '0')}`,
   // IET's ScsiId is 16 bytes at most: not enough for a WWID of its own (multipath refuses it).
   iet: undefined,

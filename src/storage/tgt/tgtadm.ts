@@ -10,6 +10,7 @@ import { CommandError, PrerequisiteError, ValidationError } from '../../errors.j
 import { commandError } from '../../runner/check.js';
 import type { RunOptions, RunResult, Runner } from '../../runner/types.js';
 import { parseTgtShowAccounts, parseTgtShowSystem, parseTgtShowTargets, type TgtShowTarget, type TgtSystem } from './show-parser.js';
+import { formatPortal, parsePortal, type Portal } from '../../names/portal.js';
 
 export type TgtadmReason =
   | 'no-target'
@@ -57,7 +58,7 @@ export function notInstalledError(host: string): PrerequisiteError {
 export const TGTADM_NOT_CONNECTED = 107;
 const NOT_FOUND = 127;
 
-type Mode = 'target' | 'logicalunit' | 'account' | 'sys';
+type Mode = 'target' | 'logicalunit' | 'account' | 'sys' | 'portal';
 
 export interface LunOptions {
   deviceType?: 'disk' | 'cd';
@@ -77,6 +78,20 @@ export interface LunParams {
 
 /** tgtd reads its control port into a short: larger numbers are refused ("out of range"). */
 export const MAX_CONTROL_PORT = 32767;
+
+/**
+ * `tgtadm --lld iscsi --op show --mode portal` (tgt 1.0.85): one line per listening
+ * portal, with its portal group tag, e.g.
+ *   Portal: 127.0.0.2:3260,1
+ *   Portal: 127.0.0.1:3260,1
+ *   Portal: [::]:3260,1
+ */
+export function parseTgtShowPortals(text: string): Portal[] {
+  return text.split('\n').flatMap((l) => {
+    const m = /^Portal: (.+),\d+$/.exec(l.trim());
+    return m ? [parsePortal(m[1]!)] : [];
+  });
+}
 
 export class Tgtadm {
   constructor(
@@ -125,6 +140,20 @@ export class Tgtadm {
 
   async showSystem(): Promise<TgtSystem> {
     return parseTgtShowSystem((await this.run('sys', 'show', [], { query: true })).stdout);
+  }
+
+  /** Where tgtd listens (`--op show --mode portal`). */
+  async showPortals(): Promise<Portal[]> {
+    return parseTgtShowPortals((await this.run('portal', 'show', [], { query: true })).stdout);
+  }
+
+  /** Listens on one more address (tgtd-wide, until it stops: its own --iscsi portal= and defaults are the lasting ones). */
+  async newPortal(p: Portal): Promise<void> {
+    await this.run('portal', 'new', ['--param', `portal=${formatPortal(p)}`]);
+  }
+
+  async deletePortal(p: Portal): Promise<void> {
+    await this.run('portal', 'delete', ['--param', `portal=${formatPortal(p)}`]);
   }
 
   // ---- targets -------------------------------------------------------------------------
