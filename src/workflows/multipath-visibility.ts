@@ -9,7 +9,7 @@
 // of the wwids file (multipathd makes no map of it again), the SCSI disks of the paths
 // deleted, each portal logged out and its node record deleted, the drop-in removed.
 import { ValidationError, TimeoutError } from '../errors.js';
-import { blockDeviceSize } from '../hypervisor/host.js';
+import { blockDeviceSize, isBlockDevice } from '../hypervisor/host.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
 import { loginSteps, logoutSteps } from '../hypervisor/login.js';
 import { dropInPath, dropInText, MULTIPATH_CONF_DIR } from '../hypervisor/multipath-dropins.js';
@@ -136,19 +136,27 @@ export function multipathVisibility(c: VisibilityContext): Step[] {
         if (dry) return void (await runner.run(['multipath', '-ll', r.wwid]));
         const timeoutMs = c.wait.timeoutMs ?? 30_000;
         const deadline = Date.now() + timeoutMs;
-        let map: MultipathMap | undefined;
-        for (let i = 1; ; i++) {
-          map = await mp.map(r.wwid);
-          if (active(map) >= r.minPaths) break;
-          if (Date.now() >= deadline) {
-            const seen = map ? `${active(map)} active of ${map.paths.length} (${map.paths.map((p) => `${p.dev} ${p.dmState} ${p.checkerState}`).join(', ')})` : 'no map';
-            throw new TimeoutError(`waited ${Math.round(timeoutMs / 1000)}s on ${host} for map ${r.wwid} with ${r.minPaths} active paths; multipath -ll shows ${seen}`);
+        try {
+          let map: MultipathMap | undefined;
+          for (let i = 1; ; i++) {
+            map = await mp.map(r.wwid);
+            // udev makes the by-id link a moment after the map: the VM gets that name.
+            if (active(map) >= r.minPaths && (await isBlockDevice(runner, mapDevice(r.wwid)))) break;
+            if (Date.now() >= deadline) {
+              const seen = map ? `${active(map)} active of ${map.paths.length} (${map.paths.map((p) => `${p.dev} ${p.dmState} ${p.checkerState}`).join(', ')})` : 'no map';
+              throw new TimeoutError(`waited ${Math.round(timeoutMs / 1000)}s on ${host} for map ${r.wwid} with ${r.minPaths} active paths and ${mapDevice(r.wwid)}; multipath -ll shows ${seen}`);
+            }
+            // multipathd looks at the paths again on reconfigure; `multipath WWID` makes the map now if it has not.
+            if (i % 6 === 0) await mp.assemble(r.wwid);
+            await runner.run(['udevadm', 'settle', '--timeout=5']);
+            await sleep(500, c.wait.signal);
           }
-          // multipathd looks at the paths again on reconfigure; `multipath WWID` makes the map now if it has not.
-          if (i % 6 === 0) await mp.assemble(r.wwid);
-          await sleep(500, c.wait.signal);
+          await checkPaths(c, r, mp, map!);
+        } catch (e) {
+          // This step failed, so the rollback does not undo it: a map made meanwhile goes now, while its paths are there.
+          if ((await mp.map(r.wwid).catch(() => undefined)) !== undefined) await mp.flush(r.wwid).catch(() => undefined);
+          throw e;
         }
-        await checkPaths(c, r, mp, map!);
       },
       undo: () => mp.flush(r.wwid),
     },

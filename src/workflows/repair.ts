@@ -141,6 +141,7 @@ async function resolveFromRecord(session: Session, k: KnownExport, o: RepairOpti
         controlPort: r.backendOptions.controlPort,
         confDir: r.backendOptions.confDir,
         portal: r.portal,
+        ...('portals' in r ? { portals: r.portals } : {}),
         signal: o.signal,
         lockTimeoutMs: o.lockTimeoutMs,
         lockOwner: `repair ${r.name}`,

@@ -352,7 +352,7 @@ export function sessionSettingsFor(mode: ModeEntry, o: Pick<ExportOptions, 'repl
     const flag = (Object.keys(given) as Array<keyof SessionSettings>)[0];
     if (flag) {
       throw new ValidationError(
-        `${SESSION_SETTING_FLAGS[flag]} sets open-iscsi's sessions on the hypervisor, but in mode ${mode.name} QEMU logs in itself; it applies to the modes whose host logs in (${Object.values(MODES).filter((m) => m.sessionSettings).map((m) => m.name).join(', ')})`,
+        `${SESSION_SETTING_FLAGS[flag]} sets open-iscsi's sessions on the hypervisor, but in mode ${mode.name} QEMU logs in itself; it applies to the modes whose host logs in (${EXPORT_MODES.filter((m) => MODES[m].sessionSettings).join(', ')})`,
         flag,
       );
     }
