@@ -52,6 +52,8 @@ export interface TgtLunParams {
   vendorId?: string;
   productId?: string;
   scsiSn?: string;
+  /** Hex digits tgt builds the LUN's NAA designator (WWID) from. */
+  scsiId?: string;
 }
 
 export interface TgtOption {
@@ -104,10 +106,10 @@ const OPTION_VALUE = /^[^\s"\\#<>=`$](?:[^\n\r\t\f\v\0"\\#<>`$]*[^\s"\\#<>`$])?$
 const OPTION_VALUE_TEXT = "a value without newlines, quotes, '\\', '#', '<', '>', '$', '`' or a leading '='";
 
 // tgt limits for SCSI inquiry strings (tgtd.h: VENDOR_ID_LEN, PRODUCT_ID_LEN, SCSI_SN_LEN).
-const INQUIRY_MAX = { vendor_id: 8, product_id: 16, scsi_sn: 36 } as const;
+const INQUIRY_MAX = { vendor_id: 8, product_id: 16, scsi_sn: 36, scsi_id: 36 } as const;
 
 /** Keys the typed model owns, in the order the builder writes them. */
-const LUN_KEYS = ['lun', 'device-type', 'readonly', 'scsi_sn', 'vendor_id', 'product_id', 'bs-type', 'bsopts', 'write-cache'] as const;
+const LUN_KEYS = ['lun', 'device-type', 'readonly', 'scsi_sn', 'scsi_id', 'vendor_id', 'product_id', 'bs-type', 'bsopts', 'write-cache'] as const;
 const TARGET_ONLY_KEYS = ['backing-store', 'direct-store', 'initiator-address', 'initiator-name', 'incominguser', 'outgoinguser'];
 const OWNED_KEYS = new Set<string>([...LUN_KEYS, ...TARGET_ONLY_KEYS, 'target']);
 
@@ -126,6 +128,7 @@ function checkParams(p: TgtLunParams, where: string): void {
   if (p.vendorId !== undefined) checkInquiry('vendor_id', p.vendorId);
   if (p.productId !== undefined) checkInquiry('product_id', p.productId);
   if (p.scsiSn !== undefined) checkInquiry('scsi_sn', p.scsiSn);
+  if (p.scsiId !== undefined) checkInquiry('scsi_id', p.scsiId);
 }
 
 function checkExtra(extra: readonly TgtOption[], where: string): void {
@@ -174,6 +177,7 @@ function paramLines(p: TgtLunParams): string[] {
   if (p.deviceType !== undefined) out.push(`device-type ${p.deviceType}`);
   if (p.readonly !== undefined) out.push(`readonly ${p.readonly ? 1 : 0}`);
   if (p.scsiSn !== undefined) out.push(`scsi_sn ${p.scsiSn}`);
+  if (p.scsiId !== undefined) out.push(`scsi_id ${p.scsiId}`);
   if (p.vendorId !== undefined) out.push(`vendor_id ${p.vendorId}`);
   if (p.productId !== undefined) out.push(`product_id ${p.productId}`);
   if (p.bsType !== undefined) out.push(`bs-type ${p.bsType}`);
@@ -247,6 +251,8 @@ function applyParam(p: TgtLunParams, o: TgtOption, where: string): boolean {
       return set('productId', o.value);
     case 'scsi_sn':
       return set('scsiSn', o.value);
+    case 'scsi_id':
+      return set('scsiId', o.value);
     default:
       return false;
   }
@@ -454,6 +460,7 @@ export function targetSpecToTgtConf(spec: TargetSpec): TgtTarget {
     if (l.cdrom) lun.deviceType = 'cd';
     if (l.cdrom || l.readonly) lun.readonly = true;
     if (l.serial !== undefined) lun.scsiSn = l.serial;
+    if (l.scsiId !== undefined) lun.scsiId = l.scsiId;
     if (l.vendorId !== undefined) lun.vendorId = l.vendorId;
     if (l.productId !== undefined) lun.productId = l.productId;
     if (l.bsType !== undefined && target.bsType === undefined) lun.bsType = l.bsType;

@@ -38,3 +38,29 @@ export async function ourDropIns(runner: Runner, dir = MULTIPATH_CONF_DIR): Prom
   const texts = await Promise.all(found.map((f) => runner.readFile(f.file)));
   return found.filter((_, i) => HEADER.test(texts[i] ?? ''));
 }
+
+/** The drop-in of one export. */
+export const dropInPath = (name: string, dir = MULTIPATH_CONF_DIR): string => posix.join(dir, `virt-iscsi-${name}.conf`);
+
+/**
+ * The drop-in of one export: its LUN's WWID with the settings of a LUN every path of which
+ * reaches the same target process (tgt and LIO have no ALUA to say which path is best):
+ * all paths carry I/O; a path back is used at once; with every path down, I/O queues for
+ * 12 checks (about 60 s at the 5 s polling interval) and then fails, so the guest sees an
+ * error instead of hanging for ever.
+ */
+export function dropInText(name: string, wwid: string, target: string): string {
+  return [
+    `# virt-iscsi: export ${name} (${target}); \`virt-iscsi unexport ${name}\` removes this file`,
+    'multipaths {',
+    '\tmultipath {',
+    `\t\twwid ${wwid}`,
+    '\t\tpath_grouping_policy multibus',
+    '\t\tpath_selector "service-time 0"',
+    '\t\tfailback immediate',
+    '\t\tno_path_retry 12',
+    '\t}',
+    '}',
+    '',
+  ].join('\n');
+}

@@ -44,6 +44,13 @@ export const SESSION_SETTING_FLAGS: Readonly<Record<keyof SessionSettings, strin
  */
 export const SINGLE_PATH_SESSION: Readonly<SessionSettings> = { replacementTimeout: 120, noopOutInterval: 5, noopOutTimeout: 5 };
 
+/**
+ * One path of several (mode multipath): a lost session fails its I/O after 5 s, and
+ * dm-multipath sends it down another path; a noop-out every 5 s, unanswered for 5 s, finds
+ * a dead connection on an idle path.
+ */
+export const MULTIPATH_SESSION: Readonly<SessionSettings> = { replacementTimeout: 5, noopOutInterval: 5, noopOutTimeout: 5 };
+
 /** The largest value open-iscsi reads (an int of seconds). */
 const MAX_SECONDS = 2 ** 31 - 1;
 

@@ -12,6 +12,11 @@ export interface LunSpec {
   readonly?: boolean;
   /** SCSI serial (tgt scsi_sn / LIO wwn): lets the initiator check it got this LUN. */
   serial?: string;
+  /**
+   * tgt's scsi_id: the hex digits its NAA designator (the WWID dm-multipath names maps by)
+   * is built from; tgt's default repeats across targets (see storage/wwid.ts).
+   */
+  scsiId?: string;
   vendorId?: string;
   productId?: string;
   /**

@@ -2,6 +2,7 @@
 // works through a Runner, so a storage host reached over SSH is the same code path.
 import type { ChapSpec, LunSpec, TargetSpec } from '../model/target.js';
 import type { ImageInfo } from './image.js';
+import type { Portal } from '../names/portal.js';
 
 export type { ChapSpec, LunSpec, TargetSpec };
 
@@ -153,6 +154,14 @@ export interface TargetBackend {
    * Unset: the backend cannot change a live target piece by piece.
    */
   complete?(spec: TargetSpec, options?: CreateOptions): Promise<string[]>;
+  /**
+   * Where the target daemon listens, daemon-wide (tgt); unset where each target carries its
+   * own portals (LIO: the `portals` backend option).
+   */
+  listening?(): Promise<Portal[]>;
+  /** Listens on one more portal, daemon-wide; `unlisten` takes it back. */
+  listen?(portal: Portal): Promise<void>;
+  unlisten?(portal: Portal): Promise<void>;
   /** The targets in the backend's own configuration, live or not, with the export that made each when it says so. */
   configured?(): Promise<Array<{ iqn: string; export?: string }>>;
   /** CHAP accounts the target software keeps that no target is bound to (tgt keeps accounts apart from targets). */

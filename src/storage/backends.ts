@@ -81,6 +81,9 @@ export function createBackend(name: BackendName, runner: Runner, options: Backen
   if (inner.allowInitiators) locked.allowInitiators = (iqn, initiators) => lock(`change the ACL of ${iqn}`, () => inner.allowInitiators!(iqn, initiators));
   if (inner.complete) locked.complete = (spec, o) => lock(`complete target ${spec.iqn}`, () => inner.complete!(spec, o));
   if (inner.configured) locked.configured = () => inner.configured!();
+  if (inner.listening) locked.listening = () => inner.listening!();
+  if (inner.listen) locked.listen = (p) => lock('listen on a portal', () => inner.listen!(p));
+  if (inner.unlisten) locked.unlisten = (p) => lock('stop listening on a portal', () => inner.unlisten!(p));
   if (inner.unboundAccounts) locked.unboundAccounts = () => inner.unboundAccounts!();
   if (inner.deleteAccount) locked.deleteAccount = (user) => lock(`delete CHAP account ${user}`, () => inner.deleteAccount!(user));
   return locked;

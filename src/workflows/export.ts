@@ -10,7 +10,10 @@ import type { ChapCredentials } from '../hypervisor/iscsiadm.js';
 import { attachStep, type Attachment, type DiskMark } from '../hypervisor/disk-steps.js';
 import { secretStep } from '../hypervisor/secret-steps.js';
 import { PrerequisiteError, ValidationError } from '../errors.js';
+import { isIP } from 'node:net';
 import { sameIqn } from '../names/iscsi-name.js';
+import { parsePortal, samePortal, type Portal } from '../names/portal.js';
+import type { TargetBackend } from '../storage/backend.js';
 import { quoteArgv } from '../runner/quote.js';
 import { runPlan } from '../plan/plan.js';
 import type { Session } from '../runner/session.js';
@@ -18,6 +21,7 @@ import type { LunSpec, TargetSpec } from '../storage/backend.js';
 import { cephUser } from '../storage/rbd/client.js';
 import { rbdLun } from '../storage/rbd/lun.js';
 import { parseRbdRef, rbdImageSpec } from '../storage/rbd/ref.js';
+import { lunScsiId } from '../storage/wwid.js';
 import { Journal, type JournalPiece } from './journal.js';
 import { cephSecretDescription, diskAlias, secretDescription } from './names.js';
 import { isIscsi, recordPath, recordPool, recordSecretUsage, removeRecord, sameRecord, writeRecord, type ExportRecord, type HypervisorPart, type IscsiExportRecord } from './records.js';
@@ -54,7 +58,7 @@ export const missingSecret = (r: IscsiExportRecord): string => `the CHAP secret 
 
 /** The LUN: the image file, or an rbd: image through tgt's rbd backing store. */
 function lunSpec(x: ResolvedExport, r: IscsiExportRecord): LunSpec {
-  const flags = { serial: r.serial, ...(r.cdrom ? { cdrom: true } : {}), ...(r.readonly ? { readonly: true } : {}) };
+  const flags = { serial: r.serial, scsiId: lunScsiId(r.serial), ...(r.cdrom ? { cdrom: true } : {}), ...(r.readonly ? { readonly: true } : {}) };
   const ceph = x.storage.ceph;
   return ceph ? rbdLun(r.lun, ceph.ref, ceph.client, flags) : { lun: r.lun, path: r.image, ...flags };
 }
@@ -102,6 +106,7 @@ function storageSteps(x: ResolvedExport): WorkflowStep[] {
       check: async () => t.running,
       apply: () => t.backend.ensureRunning(),
     },
+    ...listenSteps(t.backend, r, host),
     recordStep,
     {
       id: 'target',
@@ -122,6 +127,31 @@ function storageSteps(x: ResolvedExport): WorkflowStep[] {
 }
 
 const IQN_LIKE = /^(iqn|eui|naa)\./i;
+
+/** tgtd listens on the whole port of an address family: 0.0.0.0:P and [::]:P cover every address. */
+const covers = (l: Portal, p: Portal): boolean => samePortal(l, p) || (l.port === p.port && l.host === (isIP(p.host) === 6 ? '::' : '0.0.0.0'));
+
+/**
+ * Multipath: the target daemon listens on every portal of the export. tgt listens where
+ * its --iscsi portal= option (or its default, every address) says: a portal it lacks is
+ * added (daemon-wide, until tgtd stops; unexport leaves it, other exports may use it).
+ * LIO's target gets its portals when it is made (the `portals` backend option).
+ */
+function listenSteps(backend: TargetBackend, r: IscsiExportRecord, host: string): WorkflowStep[] {
+  if (!('portals' in r) || !backend.listen) return [];
+  return r.portals.map((text): WorkflowStep => {
+    const p = parsePortal(text);
+    return {
+      id: 'portal',
+      host,
+      title: `make the target daemon on ${host} listen on ${text}`,
+      // A daemon that is not running yet (this run starts it) cannot be asked: the dry run shows the change.
+      check: async () => (await backend.listening!().catch(() => [] as Portal[])).some((l) => covers(l, p)),
+      apply: () => backend.listen!(p),
+      undo: () => backend.unlisten!(p),
+    };
+  });
+}
 
 /**
  * An existing target allows exactly the export's hypervisors' initiators (one was added or

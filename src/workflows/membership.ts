@@ -62,7 +62,8 @@ export function optionsOf(r: ExportRecord, dirs: { stateDir: string; hostRecordD
     ...(r.ceph ? { ceph: r.ceph } : {}),
     ...(isIscsi(r)
       ? {
-          portal: r.portal,
+          // Multipath: the same portals and min-paths (one portal alone is not multipath).
+          ...('portals' in r ? { portals: r.portals, minPaths: r.minPaths } : { portal: r.portal }),
           chap: r.chapUser !== undefined,
           backend: r.backend,
           ...(r.backendOptions.controlPort !== undefined ? { controlPort: r.backendOptions.controlPort } : {}),

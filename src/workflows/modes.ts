@@ -4,10 +4,11 @@
 // none compares mode names. A new mode is a new row.
 import type { Portal } from '../names/portal.js';
 import type { Step } from '../plan/plan.js';
-import { SINGLE_PATH_SESSION, type SessionSettings } from '../hypervisor/session-settings.js';
+import { MULTIPATH_SESSION, SINGLE_PATH_SESSION, type SessionSettings } from '../hypervisor/session-settings.js';
 import type { Virsh } from '../hypervisor/virsh.js';
 import type { PoolType } from '../xml/pool.js';
 import type { HypervisorFacts } from './probe.js';
+import { inspectMultipath, multipathResize, multipathTeardown, multipathVisibility } from './multipath-visibility.js';
 import { EXPORT_MODES, type ExportMode, type ExportRecord } from './records.js';
 import {
   inspectDevice,
@@ -35,6 +36,8 @@ export interface ModeEntry {
   readonly summary: string;
   /** The hypervisor's own open-iscsi logs in: it needs iscsiadm, the iscsi_tcp module and its InitiatorName file. */
   readonly hostLogin: boolean;
+  /** One session per portal, assembled by dm-multipath: the hypervisor needs multipath-tools, the export two or more portals. */
+  readonly multipath?: boolean;
   /** A libvirt pool of this type holds the LUN (named after the export). */
   readonly pool?: PoolType;
   /** The data path: an iSCSI target on the storage host, or QEMU's own rbd driver straight to Ceph. */
@@ -64,6 +67,10 @@ const needsLogin = (mode: ExportMode) => (f: HypervisorFacts, host: string): str
   const why = f.iscsiadm ? 'the iscsi_tcp kernel module is not available there' : 'iscsiadm (open-iscsi) is not installed there';
   return `mode ${mode} needs open-iscsi to log in on ${host}, but ${why}; use --mode direct or --mode network`;
 };
+
+const needsMultipath = (f: HypervisorFacts, host: string): string | undefined =>
+  needsLogin('multipath')(f, host) ??
+  (f.multipathTools ? undefined : `mode multipath needs multipath-tools (multipath, multipathd) on ${host}, but it is not installed there; install it, or give one --portal`);
 
 export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
   pool: {
@@ -125,6 +132,21 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
     resize: noResize, // QEMU's block_resize grows the image through librbd itself: the host has nothing to rescan
     teardown: noTeardown,
     inspect: inspectNothing,
+  },
+  multipath: {
+    name: 'multipath',
+    transport: 'iscsi',
+    summary: "one iscsiadm login per portal, assembled by dm-multipath: the VM gets the map /dev/disk/by-id/dm-uuid-mpath-WWID",
+    hostLogin: true,
+    multipath: true,
+    chapIn: 'node-record',
+    session: 'host',
+    sessionSettings: MULTIPATH_SESSION,
+    unavailable: needsMultipath,
+    visible: multipathVisibility,
+    teardown: (virsh, r) => multipathTeardown(virsh, r),
+    resize: multipathResize,
+    inspect: (virsh, r) => inspectMultipath(virsh, r),
   },
   block: {
     name: 'block',

@@ -42,6 +42,8 @@ export interface HypervisorFacts {
   iscsiTcp: IscsiTcp;
   /** libvirt can run iscsi-direct pools (asked only when a candidate mode needs it). */
   iscsiDirect: boolean;
+  /** multipath-tools is installed (asked only when a candidate mode needs it). */
+  multipathTools: boolean;
   /** QEMU here can open rbd: images itself (its rbd block driver is installed). */
   qemuRbd: boolean;
   /** From /etc/iscsi/initiatorname.iscsi, when the file is there. */
@@ -68,6 +70,7 @@ async function poolTypes(virsh: Virsh): Promise<string[]> {
 /** What a candidate mode needs probed (a ModeEntry has both). */
 export interface ProbeNeeds {
   hostLogin: boolean;
+  multipath?: boolean;
   pool?: PoolType;
   transport?: 'iscsi' | 'rbd';
 }
@@ -81,7 +84,8 @@ export async function probeHypervisor(virsh: Virsh, domain: string, candidates: 
   const types = direct ? poolTypes(virsh) : Promise.resolve([]);
   types.catch(() => undefined);
   const rbd = candidates.some((m) => m.transport === 'rbd');
-  const [view, pools, iscsiadm, tcp, initiator, hostname, id, formats] = await Promise.all([
+  const mp = candidates.some((m) => m.multipath);
+  const [view, pools, iscsiadm, tcp, initiator, hostname, id, formats, multipathTools] = await Promise.all([
     viewIfThere(virsh, domain),
     virsh.poolList(),
     login ? hasProgram(runner, ['iscsiadm', '--version']) : Promise.resolve(false),
@@ -90,10 +94,12 @@ export async function probeHypervisor(virsh: Virsh, domain: string, candidates: 
     hostName(runner),
     machineId(runner),
     rbd ? qemuFormats(runner) : Promise.resolve([]),
+    // `multipath -h` prints its usage (exit 0 or 1); 127: not installed.
+    mp ? hasProgram(runner, ['multipath', '-h']) : Promise.resolve(false),
   ]);
   const loginWorks = iscsiadm && tcp !== 'missing';
   const needDirect = direct && !(login && loginWorks);
-  const facts: HypervisorFacts = { pools, iscsiadm, iscsiTcp: tcp, iscsiDirect: needDirect ? (await types).includes('iscsi-direct') : false, qemuRbd: formats.includes('rbd'), hostname };
+  const facts: HypervisorFacts = { pools, iscsiadm, iscsiTcp: tcp, iscsiDirect: needDirect ? (await types).includes('iscsi-direct') : false, qemuRbd: formats.includes('rbd'), multipathTools, hostname };
   if (view) facts.view = view;
   if (initiator !== undefined) facts.initiatorName = initiator;
   if (id !== undefined) facts.machineId = id;

@@ -23,11 +23,12 @@ import type { Runner } from '../runner/types.js';
 import { BACKEND_NAMES, type BackendName } from '../storage/backends.js';
 import { checkCephClient } from '../storage/rbd/client.js';
 import { formatRbdRef, isRbdRef, parseRbdRef } from '../storage/rbd/ref.js';
+import { lunWwid } from '../storage/wwid.js';
 import { checkExportName, chapUser, poolName, secretUsage } from './names.js';
 
 export type { Attachment };
 
-export const EXPORT_MODES = ['pool', 'direct', 'network', 'block', 'rbd'] as const;
+export const EXPORT_MODES = ['pool', 'direct', 'network', 'block', 'multipath', 'rbd'] as const;
 export type ExportMode = (typeof EXPORT_MODES)[number];
 
 /** Where the storage host keeps its export records. */
@@ -95,7 +96,19 @@ export type IscsiModeFields =
   | { mode: 'pool'; pool: string; secretUsage?: string }
   | { mode: 'direct'; pool: string; secretUsage?: string }
   | { mode: 'network'; secretUsage?: string }
-  | { mode: 'block' };
+  | { mode: 'block' }
+  | MultipathFields;
+
+/** Multipath: one host session per portal, dm-multipath's map of them the VM's disk. */
+export interface MultipathFields {
+  mode: 'multipath';
+  /** HOST:PORT of each path, in the order given (the first is also `portal`). */
+  portals: string[];
+  /** Paths that must be up before the disk is given to the VM. */
+  minPaths: number;
+  /** The LUN's WWID as dm-multipath names its map (derived from the serial by the backend). */
+  wwid: string;
+}
 
 /** Native rbd: QEMU opens the image itself; the libvirt `ceph` secret holds the client's key. */
 export interface RbdModeFields {
@@ -133,6 +146,8 @@ export function localStateDir(env: NodeJS.ProcessEnv = process.env): string {
 export const recordPath = (dir: string, name: string): string => posix.join(dir, `${name}.json`);
 
 const SERIAL = /^[A-Za-z0-9]{1,32}$/;
+/** A SCSI NAA WWID as udev and multipath print it: '3' and 32 hex digits (NAA 5 or 6: 3 and 16 or 32 digits). */
+export const WWID = /^3[0-9a-f]{16}(?:[0-9a-f]{16})?$/;
 const DEVS = /^(?:sd|vd|hd|xvd)[a-z]{1,3}$/;
 const BUSES = ['scsi', 'virtio', 'sata', 'ide', 'usb', 'fdc', 'xen'];
 const STACK = /^[a-z0-9][a-z0-9.-]{0,63}$/;
@@ -253,7 +268,25 @@ export function parseRecord(file: string, text: string): ExportRecord {
       return { ...base, ...iscsi, mode: 'network', ...secret };
     case 'block':
       return { ...base, ...iscsi, mode: 'block' };
+    case 'multipath':
+      {
+        const m = checked('multipath fields', () => multipathFields(r, iscsi.portal));
+        // The WWID teardown flushes and forgets is the one the LUN's serial gives: never another map.
+        if (m.wwid !== lunWwid(iscsi.backend, serial)) fail(`names WWID ${m.wwid}, not ${lunWwid(iscsi.backend, serial) ?? 'one'} that ${backend} gives serial ${serial}`);
+        return { ...base, ...iscsi, ...m };
+      }
   }
+}
+
+function multipathFields(r: Record<string, unknown>, portal: string): MultipathFields {
+  if (!Array.isArray(r.portals) || r.portals.length < 2) throw new Error('portals is not a list of two or more HOST:PORT');
+  const portals = (r.portals as unknown[]).map((p) => formatPortal(parsePortal(String(p))));
+  if (new Set(portals).size !== portals.length) throw new Error('portals lists a portal twice');
+  if (portals[0] !== portal) throw new Error(`portals does not start with portal ${portal}`);
+  const minPaths = r.minPaths;
+  if (!Number.isInteger(minPaths) || (minPaths as number) < 1 || (minPaths as number) > portals.length) throw new Error(`minPaths ${JSON.stringify(minPaths)} is not 1 to ${portals.length}`);
+  if (typeof r.wwid !== 'string' || !WWID.test(r.wwid)) throw new Error(`wwid ${JSON.stringify(r.wwid)} is not a SCSI WWID (3 and 16 or 32 lowercase hex digits)`);
+  return { mode: 'multipath', portals, minPaths: minPaths as number, wwid: r.wwid };
 }
 
 function cephSettings(c: unknown): CephSettings {

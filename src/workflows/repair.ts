@@ -138,7 +138,16 @@ async function resolveFromRecord(session: Session, k: KnownExport, o: RepairOpti
     facts = await gatherHostFacts(session, {
       storage: r.storage,
       access: isIscsi(r)
-        ? { backend: r.backend, controlPort: r.backendOptions.controlPort, confDir: r.backendOptions.confDir, portal: r.portal, signal: o.signal, lockTimeoutMs: o.lockTimeoutMs, lockOwner }
+        ? {
+            backend: r.backend,
+            controlPort: r.backendOptions.controlPort,
+            confDir: r.backendOptions.confDir,
+            portal: r.portal,
+            ...('portals' in r ? { portals: r.portals } : {}),
+            signal: o.signal,
+            lockTimeoutMs: o.lockTimeoutMs,
+            lockOwner,
+          }
         : { signal: o.signal, lockTimeoutMs: o.lockTimeoutMs, lockOwner },
       hypervisors: r.hypervisors.map((h) => ({ uri: h.uri, connect: h.connect })),
       vm: r.vm,

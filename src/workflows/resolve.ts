@@ -25,6 +25,8 @@ import type { CephMonitor } from '../storage/rbd/parse.js';
 import { Rbd } from '../storage/rbd/rbd.js';
 import { formatRbdRef, isRbdRef, parseRbdRef, rbdImageSpec, type RbdImageRef } from '../storage/rbd/ref.js';
 import { notInstalledError } from '../storage/tgt/tgtadm.js';
+import { hasAddress, hostAddresses } from '../storage/addresses.js';
+import { lunWwid } from '../storage/wwid.js';
 import { readJournal, type JournalState } from './journal.js';
 import { autoModes, EXPORT_MODES, MODES, type ExportMode, type ModeEntry } from './modes.js';
 import { chapUser, checkExportName, defaultExportName, exportTargetIqn, generatedInitiator, hostAuthority, looksLikeIso, newChapSecret, newSerial, poolName, secretUsage } from './names.js';
@@ -137,7 +139,7 @@ export function hypervisorUris(o: Pick<ExportOptions, 'hypervisor' | 'hypervisor
 }
 
 /** What reaches the storage host's target software: the backend, how it is reached and how long to wait for its lock. */
-export type StorageAccess = Pick<ExportOptions, 'backend' | 'controlPort' | 'confDir' | 'install' | 'signal' | 'lockTimeoutMs' | 'portal'> & {
+export type StorageAccess = Pick<ExportOptions, 'backend' | 'controlPort' | 'confDir' | 'install' | 'signal' | 'lockTimeoutMs' | 'portal' | 'portals'> & {
   /** What the run is doing, told to another run waiting for the host's lock; default "export NAME". */
   lockOwner?: string;
 };
@@ -156,6 +158,8 @@ function backendOptions(o: StorageAccess, name: string): BackendOptions {
     const p = parsePortal(o.portal);
     b.portals = [{ host: isIP(p.host) === 6 ? '::' : '0.0.0.0', port: p.port }];
   }
+  // Multipath: LIO listens on exactly the portals given (tgt listens on every address).
+  if (o.portals !== undefined && o.portals.length > 1) b.portals = o.portals.map((p) => parsePortal(p));
   return b;
 }
 
@@ -298,10 +302,12 @@ const CONFLICTING = ['image', 'vm', 'storage', 'mode', 'cdrom', 'readonly', 'per
 type Conflicting = (typeof CONFLICTING)[number];
 
 /** What differs between an earlier run's record and this request; undefined when it is the same export. */
-function conflict(prior: ExportRecord, want: Pick<ExportRecord, Conflicting> & { hypervisors: string[]; portal?: string; chapUser?: string }): string | undefined {
+function conflict(prior: ExportRecord, want: Pick<ExportRecord, Conflicting> & { hypervisors: string[]; portal?: string; portals?: string[]; chapUser?: string }): string | undefined {
   for (const k of CONFLICTING) if (prior[k] !== want[k]) return `${k} ${show(prior[k])}, not ${show(want[k])}`;
   const p = isIscsi(prior) ? prior : undefined;
   if (p && want.portal !== undefined && p.portal !== want.portal) return `portal ${show(p.portal)}, not ${show(want.portal)}`;
+  const hadPortals = p && 'portals' in p ? p.portals.join(', ') : undefined;
+  if (want.portals !== undefined && hadPortals !== undefined && hadPortals !== want.portals.join(', ')) return `portals ${hadPortals}, not ${want.portals.join(', ')}`;
   if (!!p?.chapUser !== !!want.chapUser) return p?.chapUser ? 'CHAP on' : 'CHAP off';
   const had = prior.hypervisors.map((h) => h.uri);
   if (had.join('\n') !== want.hypervisors.join('\n')) return `hypervisors ${had.join(', ')}, not ${want.hypervisors.join(', ')}`;
@@ -346,7 +352,7 @@ export function sessionSettingsFor(mode: ModeEntry, o: Pick<ExportOptions, 'repl
     const flag = (Object.keys(given) as Array<keyof SessionSettings>)[0];
     if (flag) {
       throw new ValidationError(
-        `${SESSION_SETTING_FLAGS[flag]} sets open-iscsi's sessions on the hypervisor, but in mode ${mode.name} QEMU logs in itself; it applies to the modes whose host logs in (${Object.values(MODES).filter((m) => m.sessionSettings).map((m) => m.name).join(', ')})`,
+        `${SESSION_SETTING_FLAGS[flag]} sets open-iscsi's sessions on the hypervisor, but in mode ${mode.name} QEMU logs in itself; it applies to the modes whose host logs in (${EXPORT_MODES.filter((m) => MODES[m].sessionSettings).join(', ')})`,
         flag,
       );
     }
@@ -356,7 +362,7 @@ export function sessionSettingsFor(mode: ModeEntry, o: Pick<ExportOptions, 'repl
 }
 
 /** The mode's own fields of the record. */
-function modeFields(mode: ModeEntry, name: string, chap: boolean, monitors: readonly CephMonitor[]): ModeFields {
+function modeFields(mode: ModeEntry, name: string, chap: boolean, monitors: readonly CephMonitor[], multipath?: { portals: string[]; minPaths: number; wwid: string }): ModeFields {
   const secret = chap && mode.chapIn === 'libvirt-secret' ? { secretUsage: secretUsage(name) } : {};
   switch (mode.name) {
     case 'rbd':
@@ -368,7 +374,43 @@ function modeFields(mode: ModeEntry, name: string, chap: boolean, monitors: read
       return { mode: 'network', ...secret };
     case 'block':
       return { mode: 'block' };
+    case 'multipath':
+      return { mode: 'multipath', ...multipath! };
   }
+}
+
+const multipathMode = (mode: ExportMode | undefined): boolean => mode !== undefined && MODES[mode].multipath === true;
+
+/**
+ * The portals of a multipath export: each an IP address the storage host has, none twice,
+ * and how many must be up. One portal is not multipath; several are for no other mode.
+ */
+export function multipathPortals(o: Pick<ExportOptions, 'portal' | 'portals' | 'minPaths' | 'mode'>, prior?: readonly string[]): { portals: Portal[]; minPaths: number } | undefined {
+  const texts = o.portals !== undefined && o.portals.length > 0 ? o.portals : undefined;
+  if (texts && o.portal !== undefined) throw new ValidationError('--portal once and several portals exclude each other; give --portal once per path', 'portal');
+  if (texts && texts.length === 1) {
+    if (multipathMode(o.mode)) throw new ValidationError(`mode multipath needs two or more portals (give --portal once per path), not only ${show(texts[0])}`, 'portal');
+    return undefined;
+  }
+  if (!texts) {
+    if (multipathMode(o.mode) && !prior) throw new ValidationError(`mode multipath needs two or more portals (give --portal once per path)${o.portal !== undefined ? `, not only ${show(o.portal)}` : ''}`, 'portal');
+    if (o.minPaths !== undefined && !prior) throw new ValidationError(`--min-paths ${o.minPaths} is for mode multipath: give two or more --portal`, 'min-paths');
+    if (!prior) return undefined;
+  }
+  const list = (texts ?? prior!).map((t) => parsePortal(t));
+  const seen = new Set<string>();
+  for (const [i, p] of list.entries()) {
+    if (isIP(p.host) === 0) throw new ValidationError(`portal ${show((texts ?? prior!)[i])}: give the storage host's IP address for each multipath path, not a name`, 'portal');
+    const key = formatPortal(p);
+    if (seen.has(key)) throw new ValidationError(`portal ${key} is given twice; give each path's portal once`, 'portal');
+    seen.add(key);
+  }
+  if (o.mode !== undefined && !multipathMode(o.mode)) throw new ValidationError(`${list.length} portals are for mode multipath; mode ${o.mode} dials one portal`, 'mode');
+  const minPaths = o.minPaths ?? list.length;
+  if (!Number.isInteger(minPaths) || minPaths < 1 || minPaths > list.length) {
+    throw new ValidationError(`--min-paths ${show(minPaths)} is not a number of paths from 1 to the ${list.length} portals given`, 'min-paths');
+  }
+  return { portals: list, minPaths };
 }
 
 export async function resolveExport(session: Session, o: ExportOptions): Promise<ResolvedExport> {
@@ -387,7 +429,11 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
   const stateDir = checkAbsolutePath('state dir', o.stateDir ?? localStateDir());
   const hostRecordDir = checkAbsolutePath('--host-records', o.hostRecordDir ?? DEFAULT_HOST_RECORD_DIR, 'host-records');
   if (o.confDir !== undefined) checkAbsolutePath('--conf-dir', o.confDir, 'conf-dir');
-  const candidates = asked !== undefined ? [MODES[asked]] : autoModes(rbd !== undefined);
+  if (o.portals?.length === 1 && o.portal === undefined && !multipathMode(asked)) o = { ...o, portal: o.portals[0], portals: undefined };
+  const paths = multipathPortals({ ...o, mode: asked }, undefined);
+  // Several portals: multipath is the mode that takes them, as if asked for.
+  const chosen = asked ?? (paths ? Object.values(MODES).find((m) => m.multipath)!.name : undefined);
+  const candidates = chosen !== undefined ? [MODES[chosen]] : autoModes(rbd !== undefined);
 
   const { storage, local, localRecord, journal, hypervisors: reached } = await gatherHostFacts(session, {
     storage: storageUri,
@@ -410,7 +456,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
   if (!sides.some((s) => s.facts.view)) {
     throw new ValidationError(`no domain ${show(vm)} on ${virshes.length === 1 ? virshes[0]!.where : `any of ${virshes.map((v) => v.where).join(', ')}`}`, 'vm');
   }
-  const mode = modeFor(asked, prior, sides, candidates);
+  const mode = modeFor(chosen, prior, sides, candidates);
   // What the mode needs of the storage host, now that it is known.
   if (mode.transport === 'iscsi' && !storage.iscsi) throw storage.iscsiError;
   if (mode.transport === 'rbd' && storage.cephError !== undefined) throw storage.cephError;
@@ -422,8 +468,10 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
   const chap = mode.transport === 'iscsi' && (o.chap ?? (priorIscsi ? priorIscsi.chapUser !== undefined : false));
   if (mode.transport === 'rbd' && o.chap) throw new ValidationError('--chap is for iSCSI: native rbd authenticates with the cephx key (--ceph-id, --ceph-keyring)', 'chap');
 
-  const portalText = o.portal ?? priorIscsi?.portal ?? defaultPortalHost(storageUri, hvUris, storage.hostname);
-  const portalGiven = o.portal !== undefined || priorIscsi !== undefined ? parsePortal(portalText) : { host: portalText, port: 3260 };
+  const multipath = mode.multipath ? (paths ?? multipathPortals({ ...o, mode: mode.name }, priorIscsi && 'portals' in priorIscsi ? priorIscsi.portals : undefined)!) : undefined;
+  if (multipath) await checkStorageAddresses(storage.runner, multipath.portals);
+  const portalText = multipath ? formatPortal(multipath.portals[0]!) : (o.portal ?? priorIscsi?.portal ?? defaultPortalHost(storageUri, hvUris, storage.hostname));
+  const portalGiven = multipath || o.portal !== undefined || priorIscsi !== undefined ? parsePortal(portalText) : { host: portalText, port: 3260 };
   const portals = mode.transport === 'iscsi' ? await Promise.all(hvRunners.map((r) => new Iscsiadm(r).resolvePortal(portalGiven))) : hvRunners.map(() => portalGiven);
   const initiators = sides.map((s) => prior?.hypervisors.find((h) => h.uri === s.uri)?.initiator ?? initiatorFor(mode, s.facts, s.uri));
   for (const [i, a] of initiators.entries()) {
@@ -439,6 +487,7 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
     cdrom,
     readonly: cdrom || (o.readonly ?? prior?.readonly ?? false),
     portal: mode.transport === 'iscsi' ? formatPortal(portals[0]!) : undefined,
+    ...(multipath ? { portals: multipath.portals.map((p) => formatPortal(p)) } : {}),
     persist: o.persist ?? prior?.persist ?? true,
     ...(chap ? { chapUser: chapUser(name) } : {}),
   };
@@ -477,17 +526,18 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
   if (iscsi) {
     const iqn = priorIscsi?.target ?? exportTargetIqn(hostAuthority(storage.hostname), name, o.now);
     target = await checkNotServed(storage, iscsi, lunPath(image, rbd), iqn);
+    const serial = priorIscsi?.serial ?? target?.luns.find((l) => l.lun === EXPORT_LUN)?.serial ?? newSerial();
     record = {
       ...base,
       backend: iscsi.backendName,
       backendOptions: { ...(o.controlPort !== undefined ? { controlPort: o.controlPort } : {}), ...(o.confDir !== undefined ? { confDir: o.confDir } : {}) },
       target: iqn,
       lun: EXPORT_LUN,
-      serial: priorIscsi?.serial ?? target?.luns.find((l) => l.lun === EXPORT_LUN)?.serial ?? newSerial(),
+      serial,
       ...(chap ? { chapUser: chapUser(name) } : {}),
       portal: wanted.portal!,
       ...(sessionSettings ? { session: sessionSettings } : {}),
-      ...(modeFields(mode, name, chap, []) as IscsiModeFields),
+      ...(modeFields(mode, name, chap, [], multipath ? { portals: wanted.portals!, minPaths: multipath.minPaths, wwid: multipathWwid(iscsi.backendName, serial) } : undefined) as IscsiModeFields),
     };
     if (chap) chapSecret = target ? await iscsi.backend.storedChapSecret(iqn, chapUser(name)) : newChapSecret();
   } else {
@@ -518,6 +568,23 @@ export async function resolveExport(session: Session, o: ExportOptions): Promise
     hostRecordDir,
     dryRun: session.dryRun,
   };
+}
+
+/** Each multipath portal is an address of the storage host (`ip -o addr` there). */
+async function checkStorageAddresses(runner: Runner, portals: readonly Portal[]): Promise<void> {
+  const have = await hostAddresses(runner);
+  for (const p of portals) {
+    if (!hasAddress(have, p.host)) {
+      throw new ValidationError(`portal ${formatPortal(p)} is not an address of the storage host ${runner.host} (it has ${have.map((a) => a.address).join(', ') || 'none'}); give its own addresses`, 'portal');
+    }
+  }
+}
+
+/** The WWID dm-multipath will know the LUN by: the backend derives it from the serial, unique per export. */
+function multipathWwid(backend: BackendName, serial: string): string {
+  const wwid = lunWwid(backend, serial);
+  if (wwid === undefined) throw new PrerequisiteError(`mode multipath needs a target that gives each LUN a WWID of its own; ${backend} cannot (use --backend tgt or lio)`);
+  return wwid;
 }
 
 /** The LUN's path as the target serves it: the file, or POOL/IMAGE of an rbd: image. */

@@ -70,11 +70,7 @@ export interface StackExportSettings {
   /** HOST:PORT of each path when `portals` is given (multipath). */
   portals?: string[];
   minPaths?: number;
-  /**
-   * One of STACK_MODES. Typed as export's ExportMode so that export takes the settings as
-   * they are; multipath and rbd reach export as values it refuses ("mode ... is not one
-   * of") until records.ts's EXPORT_MODES lists them, and then the two types are one.
-   */
+  /** One of STACK_MODES (export's modes). */
   mode?: ExportMode;
   cdrom: boolean;
   readonly: boolean;

@@ -14,8 +14,8 @@ import { POOL_TYPE_NAMES } from '../xml/pool.js';
 import { EXPORT_NAME } from './names.js';
 import { EXPORT_MODES } from './records.js';
 
-/** Every way an export can reach its VM: export's own modes, and multipath and rbd (round 2). */
-export const STACK_MODES = [...new Set([...EXPORT_MODES, 'multipath', 'rbd'] as const)];
+/** Every way an export can reach its VM: export's own modes, in their order. */
+export const STACK_MODES = EXPORT_MODES;
 export type StackMode = (typeof STACK_MODES)[number];
 
 /** How many exports and pools a stack file may declare, together. */

@@ -22,7 +22,7 @@ import { Rbd } from '../storage/rbd/rbd.js';
 import { formatRbdRef, isRbdRef, parseRbdRef, rbdImageSpec } from '../storage/rbd/ref.js';
 import { DEFAULT_HOST_RECORD_DIR, isIscsi, listRecords, localStateDir, recordPool, recordSecretUsage, type ExportRecord, type IscsiExportRecord } from './records.js';
 import type { RecordDirs } from './types.js';
-import { diskHealth, findOurs, inspectSessionSettings, type Health } from './visibility.js';
+import { diskHealth, findOurs, inspectSessionSettings, type Health, type PathHealth } from './visibility.js';
 
 export type { Health };
 
@@ -61,6 +61,8 @@ export interface HypervisorStatus {
   secret: Health;
   /** The session recovery settings on the host's node record and live session (modes whose host logs in). */
   settings: Health;
+  /** Multipath: each path of the map, with the portal its session came through. */
+  paths?: PathHealth[];
   dev?: string;
   device?: 'disk' | 'cdrom';
   live?: boolean;
@@ -193,6 +195,7 @@ async function hypervisorView(session: Session, r: ExportRecord, i: number, t: P
     out.pool = seen.pool;
     out.volume = seen.volume;
     out.settings = settings.settings;
+    if (seen.paths) out.paths = seen.paths;
     problems.push(...seen.problems, ...settings.problems);
     if (usage) {
       out.secret = secret ? 'ok' : 'missing';

@@ -4,6 +4,7 @@
 // records, the journal. Every step first looks whether its piece is there: what is
 // already gone is done, so teardown can run again after a failure, or twice.
 import { PrerequisiteError } from '../errors.js';
+import { sameIqn } from '../names/iscsi-name.js';
 import { controllerToRemove, detachDisk, findOurs, type DiskMark } from '../hypervisor/disk-steps.js';
 import type { DomainView } from '../hypervisor/placement.js';
 import { VIRTIO_SCSI } from '../hypervisor/placement.js';
@@ -55,13 +56,27 @@ export async function sessionsEnd(backend: TargetBackend, iqn: string, waitMs: n
  * export made the target, so it goes even when the backend's own record of it was never
  * written (a run killed half-way).
  */
-export function deleteTargetStep(backend: TargetBackend, r: IscsiExportRecord, o: { force: boolean; waitMs: number; signal?: AbortSignal }): WorkflowStep {
+export function deleteTargetStep(
+  backend: TargetBackend,
+  r: IscsiExportRecord,
+  o: { force: boolean; waitMs: number; signal?: AbortSignal; loggedOut?: readonly string[] },
+): WorkflowStep {
   return {
     id: 'target',
     host: r.storage,
     title: `delete target ${r.target} on ${r.storage}`,
     check: () => targetGone(backend, r.target),
     async apply() {
+      // The hypervisors' hosts logged out a moment ago (modes whose host holds the session):
+      // a session tgtd still shows from one of them is a connection whose close never
+      // reached it (a path cut by a firewall drops the FIN and RST too), which tgtd does not
+      // probe and keeps for ever. It holds nothing: the target goes anyway.
+      const stale = async (): Promise<boolean> => {
+        if (!o.loggedOut) return false;
+        const left = await backend.show(r.target).then((t) => t?.sessions ?? [], () => []);
+        return left.length > 0 && left.every((s) => o.loggedOut!.some((i) => sameIqn(i, s.initiator)));
+      };
+      if (await stale()) return backend.delete(r.target, { force: true, ours: { accounts: r.chapUser ? [r.chapUser] : [] } });
       await sessionsEnd(backend, r.target, o.waitMs, o.signal);
       await backend.delete(r.target, { force: o.force, ours: { accounts: r.chapUser ? [r.chapUser] : [] } });
     },
@@ -191,7 +206,8 @@ export function teardownSteps(c: TeardownContext, f: TeardownFacts): WorkflowSte
   // A dry run only recorded the detach: the VM's session stays, so there is nothing to wait for.
   const dryRun = c.storage.dryRun === true;
   if (c.backend && isIscsi(r)) {
-    const target = deleteTargetStep(c.backend, r, { force: c.force, waitMs: dryRun ? 0 : (c.sessionWaitMs ?? 15_000), ...(c.signal ? { signal: c.signal } : {}) });
+    const loggedOut = modeOf(r).session === 'host' ? { loggedOut: c.hypervisors.map((h) => h.part.initiator) } : {};
+    const target = deleteTargetStep(c.backend, r, { force: c.force, waitMs: dryRun ? 0 : (c.sessionWaitMs ?? 15_000), ...loggedOut, ...(c.signal ? { signal: c.signal } : {}) });
     steps.push({ ...target, check: async () => f.targetGone });
   }
   steps.push(

@@ -34,7 +34,14 @@ export interface ExportOptions extends RecordDirs {
   connect?: string;
   /** HOST[:PORT] the hypervisor dials; default 127.0.0.1 when both are one host, else the storage host's address. */
   portal?: string;
-  /** Default: the best the hypervisor can do (pool, then direct, then network). */
+  /**
+   * Several portals of the storage host (IP[:PORT] each), one path each: mode multipath.
+   * Two or more; takes the place of `portal`.
+   */
+  portals?: string[];
+  /** Multipath: the paths that must be up before the disk goes to the VM; default all of them. */
+  minPaths?: number;
+  /** Default: the best the hypervisor can do (pool, then direct, then network); multipath with several portals. */
   mode?: ExportMode;
   /** Default: true for *.iso. A CD-ROM is always read-only. */
   cdrom?: boolean;
@@ -107,7 +114,14 @@ export type StepId =
   | 'pool-stop'
   | 'pool-undefine'
   | 'logout'
-  | 'node-delete';
+  | 'node-delete'
+  | 'portal'
+  | 'paths'
+  | 'multipath-conf'
+  | 'multipath-wwid'
+  | 'multipath-map'
+  | 'multipath-flush'
+  | 'scsi-delete';
 
 /** A step with its id (a StepId): what hooks, journals and plan documents know it by. */
 export interface WorkflowStep extends Step {

@@ -72,6 +72,7 @@ function piecesOf(r: ExportRecord, uri: string): string[] {
     ...(part?.attachment || r.hypervisors.length === 1 ? [`the disk of domain ${r.vm}`] : []),
     ...(recordPool(r) ? [`pool ${recordPool(r)}`] : []),
     ...(isIscsi(r) && m.hostLogin && !m.pool ? [`the session and node record of ${r.target}`] : []),
+    ...(isIscsi(r) && 'wwid' in r ? [`multipath map ${r.wwid}, its wwids entry and drop-in`] : []),
     ...(recordSecretUsage(r) ? [`libvirt secret ${recordSecretUsage(r)}`] : []),
   ];
 }

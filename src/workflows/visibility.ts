@@ -287,6 +287,17 @@ export interface VisibilityHealth {
   pool: Health;
   volume: Health;
   problems: string[];
+  /** Multipath: each path of the map. */
+  paths?: PathHealth[];
+}
+
+/** One path of a multipath map as status shows it. */
+export interface PathHealth {
+  /** The portal its session came through. */
+  portal?: string;
+  dev: string;
+  /** dm state, checker state, device state as multipath -ll prints them: "active ready running". */
+  state: string;
 }
 
 /** Where the host's node record or live session differ from the record's settings (modes whose host logs in). */

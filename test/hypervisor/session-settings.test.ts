@@ -39,12 +39,13 @@ test('the modes whose host logs in get single-path defaults (120, 5, 5); the oth
   assert.deepEqual(sessionSettingsFor(MODES.block, { replacementTimeout: 30 }), { replacementTimeout: 30, noopOutInterval: 5, noopOutTimeout: 5 });
   // An earlier run's settings stand unless given again.
   assert.deepEqual(sessionSettingsFor(MODES.block, { noopOutTimeout: 9 }, { replacementTimeout: 30, noopOutInterval: 10, noopOutTimeout: 15 }), { replacementTimeout: 30, noopOutInterval: 10, noopOutTimeout: 9 });
+  assert.deepEqual(sessionSettingsFor(MODES.multipath, {}), { replacementTimeout: 5, noopOutInterval: 5, noopOutTimeout: 5 }, 'multipath: a dead path fails over fast');
   assert.equal(sessionSettingsFor(MODES.network, {}), undefined);
   assert.equal(sessionSettingsFor(MODES.direct, {}), undefined);
   assert.throws(
     () => sessionSettingsFor(MODES.network, { noopOutInterval: 10 }),
     (e: unknown) =>
-      e instanceof ValidationError && e.message === "--noop-out-interval sets open-iscsi's sessions on the hypervisor, but in mode network QEMU logs in itself; it applies to the modes whose host logs in (pool, block)",
+      e instanceof ValidationError && e.message === "--noop-out-interval sets open-iscsi's sessions on the hypervisor, but in mode network QEMU logs in itself; it applies to the modes whose host logs in (pool, block, multipath)",
   );
   assert.throws(() => sessionSettingsFor(MODES.pool, { replacementTimeout: 0 }), /^ValidationError: --replacement-timeout 0 is not a whole number of seconds, 1 or more$/);
   assert.deepEqual(nodeSettings({ replacementTimeout: 30, noopOutInterval: 10, noopOutTimeout: 15 }), {

@@ -56,6 +56,7 @@ const base: HypervisorFacts = {
   pools: [],
   iscsiadm: false,
   iscsiTcp: 'missing',
+  multipathTools: false,
   qemuRbd: false,
   iscsiDirect: false,
   hostname: 'kvm1',

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { ValidationError } from '../../src/errors.js';
 import { nearestKey } from '../../src/workflows/stack-keys.js';
 import { MAX_STACK_FILE_BYTES, parseStack, readPoolSecret, readStackFile } from '../../src/workflows/stack-file.js';
+import { EXPORT_MODES } from '../../src/workflows/records.js';
 import { cli, failedWith } from '../helpers/cli.js';
 
 const FILE = '/srv/stacks/lab.yaml';
@@ -271,7 +272,7 @@ test('stack file: every mistake is one line naming the file, line, column, the e
     ['exports:\n  - image: /a.img\n    vm: v\n', `${FILE}:1:1: stack null is not a stack name`],
     ['stack: Lab_1\n', `${FILE}:1:8: stack "Lab_1" is not a stack name`],
     ['', `${FILE}:1:1: expected a mapping with stack, defaults, exports and pools, got null`],
-    [`${head}  - image: /a.img\n    vm: v\n    mode: floppy\n`, `${FILE}:5:11: exports[1] (a): mode "floppy" is not one of pool, direct, network, block, rbd, multipath`],
+    [`${head}  - image: /a.img\n    vm: v\n    mode: floppy\n`, `${FILE}:5:11: exports[1] (a): mode "floppy" is not one of ${EXPORT_MODES.join(', ')}`],
     [`${head}  - image: /a.img\n    vm: v\n    readonly: yes\n`, `${FILE}:5:15: exports[1] (a): readonly "yes" is not true or false`],
     [`${head}  - image: /a.img\n    vm: v\n    control-port: 70000\n`, `${FILE}:5:19: exports[1] (a): control-port 70000 is not a port number (1-65535)`],
     [`${head}  - image: /a.img\n    vm: v\n    control-port: "3261"\n`, `${FILE}:5:19: exports[1] (a): control-port "3261" is not a port number (1-65535)`],

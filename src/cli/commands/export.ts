@@ -18,7 +18,8 @@ interface ExportFlags extends HostCommandOptions, CephFlags {
   storage: string;
   hypervisor: string[];
   connect: string;
-  portal?: string;
+  portal: string[];
+  minPaths?: number;
   mode?: ExportMode;
   cdrom?: boolean;
   readonly?: boolean;
@@ -44,6 +45,12 @@ export function seconds(value: string): number {
 
 /** A repeatable option's values, in the order given. */
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** --min-paths: a whole number (checked against the portals given by the export). */
+export function pathCount(value: string): number {
+  if (!/^\d{1,3}$/.test(value)) throw new ValidationError(`--min-paths ${JSON.stringify(value)} is not a number of paths`, 'min-paths');
+  return Number(value);
+}
 
 export function controlPort(value: string): number {
   if (!/^\d{1,5}$/.test(value)) throw new ValidationError(`--control-port ${JSON.stringify(value)} is not a number`, 'control-port');
@@ -92,7 +99,7 @@ export function renderExport(r: ExportResult): string {
     ...(isIscsi(x)
       ? [
           `  target  ${x.target} LUN ${x.lun} (serial ${x.serial}, ${x.backend}), allowing ${x.hypervisors.map((h) => h.initiator).join(', ')}${x.chapUser ? ` with CHAP user ${x.chapUser}` : ''}`,
-          `  portal  ${x.portal}`,
+          'portals' in x ? `  portals ${x.portals.join(', ')} (at least ${x.minPaths} up), map ${x.wwid}` : `  portal  ${x.portal}`,
         ]
       : [`  ceph    monitors ${x.monitors.join(', ')}, client ${x.ceph?.id ?? 'admin'} (its key in libvirt secret ${x.secretUsage})`]),
     ...(isIscsi(x) && x.session ? [`  session replacement_timeout ${x.session.replacementTimeout} s, noop-out every ${x.session.noopOutInterval} s (timeout ${x.session.noopOutTimeout} s)`] : []),
@@ -119,7 +126,8 @@ export function registerExport(program: Command): void {
             .option('--remove-hypervisor <uri>', 'take the export NAME (the argument) away from a hypervisor (refused while the VM runs there)')
             .option('--storage <uri>', 'storage host: local or ssh://[user@]host[:port]', 'local')
             .option('--hypervisor <uri>', 'hypervisor: local or ssh://[user@]host[:port]; give it again for each hypervisor the VM may run on (default: local)', collect, [])
-            .option('--portal <addr>', 'HOST[:PORT] the hypervisor dials (default: 127.0.0.1 when both are one host, else the storage host)')
+            .option('--portal <addr>', 'HOST[:PORT] the hypervisor dials (default: 127.0.0.1 when both are one host, else the storage host); give it once per path (IP[:PORT] of the storage host each) for mode multipath', collect, [])
+            .option('--min-paths <n>', 'multipath: paths that must be up before the VM gets the disk (default: all portals)', pathCount)
             .addOption(new Option('--mode <mode>', 'how the hypervisor sees the LUN (default: the best it can do)').choices([...EXPORT_MODES]))
             .option('--cdrom', 'a read-only CD-ROM (the default for *.iso)')
             .option('--readonly', 'a read-only disk')
@@ -132,9 +140,9 @@ export function registerExport(program: Command): void {
             .option('--install', 'install tgt on the storage host when it is missing')
             .option('--host-records <dir>', `where the storage host keeps export records (default ${DEFAULT_HOST_RECORD_DIR})`)
             .option('--lock-timeout <seconds>', "how long to wait for another virt-iscsi's lock on the storage host (default 60)", seconds)
-            .option('--replacement-timeout <seconds>', 'pool, block: how long I/O waits for a lost iSCSI session before failing (open-iscsi replacement_timeout; default 120)', seconds)
-            .option('--noop-out-interval <seconds>', 'pool, block: seconds between pings on an idle iSCSI connection (default 5)', seconds)
-            .option('--noop-out-timeout <seconds>', 'pool, block: seconds a ping may go unanswered before the connection counts as lost (default 5)', seconds),
+            .option('--replacement-timeout <seconds>', 'pool, block, multipath: how long I/O waits for a lost iSCSI session before failing (open-iscsi replacement_timeout; default 120, multipath 5)', seconds)
+            .option('--noop-out-interval <seconds>', 'pool, block, multipath: seconds between pings on an idle iSCSI connection (default 5)', seconds)
+            .option('--noop-out-timeout <seconds>', 'pool, block, multipath: seconds a ping may go unanswered before the connection counts as lost (default 5)', seconds),
         ),
       )),
     ),
@@ -155,7 +163,8 @@ export function registerExport(program: Command): void {
               storage: o.storage,
               hypervisors: o.hypervisor.length > 0 ? o.hypervisor : ['local'],
               connect: o.connect,
-              portal: o.portal,
+              ...(o.portal.length > 1 ? { portals: o.portal } : o.portal.length === 1 ? { portal: o.portal[0] } : {}),
+              ...(o.minPaths !== undefined ? { minPaths: o.minPaths } : {}),
               mode: o.mode,
               cdrom: o.cdrom,
               readonly: o.readonly,

@@ -41,6 +41,7 @@ function renderOne(s: ExportStatus): string {
       ? `  VM        ${s.vm}${s.runningOn ? ` runs on ${s.runningOn}` : ' is not running'}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}`
       : `  VM        ${s.vm} on ${s.hypervisor}: ${disk}, mode ${s.mode}${s.pool ? `, pool ${s.pool}` : ''}  [${mark('pool', 'volume', 'disk', 'secret')}]`,
     ...(several ? s.hypervisors.map(hv) : []),
+    ...s.hypervisors.flatMap((h) => (h.paths ?? []).map((p) => `  path      ${p.dev}${p.portal ? ` via ${p.portal}` : ''}${several ? ` on ${h.uri}` : ''}: ${p.state}`)),
     `  sessions  ${sessions}  [${mark('session', 'settings') || 'session n/a'}]`,
     ...s.problems.map((p) => `  problem   ${p}`),
     ...(s.fix ? [`  fix       ${s.fix}`] : []),

@@ -8,6 +8,7 @@ import { parseIscsiName, sameIqn } from '../../names/iscsi-name.js';
 import { runPlan, type PlanEvent, type Step } from '../../plan/plan.js';
 import { runChecked } from '../../runner/check.js';
 import type { Runner } from '../../runner/types.js';
+import type { Portal } from '../../names/portal.js';
 import { quoteArgv } from '../../runner/quote.js';
 import type { CreateOptions, DeleteOptions, GrowOptions, GrowResult, LunSpec, SyncItem, SyncOptions, TargetBackend, TargetSpec, TargetState } from '../backend.js';
 import { backingKind, checkLunImage } from '../backing.js';
@@ -399,6 +400,18 @@ export class TgtBackend implements TargetBackend {
    * The record is written first (it is what tgtd loads at its next start), then the live
    * target is brought to it the way `sync` does: only the bindings that differ change.
    */
+  listening(): Promise<Portal[]> {
+    return this.tgtadm.showPortals();
+  }
+
+  listen(portal: Portal): Promise<void> {
+    return this.tgtadm.newPortal(portal);
+  }
+
+  unlisten(portal: Portal): Promise<void> {
+    return this.tgtadm.deletePortal(portal);
+  }
+
   async allowInitiators(iqn: string, initiators: readonly string[]): Promise<void> {
     const name = parseIscsiName(iqn, 'target name');
     const names = initiators.map((i) => parseIscsiName(i, 'allowed initiator'));

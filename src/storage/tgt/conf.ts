@@ -10,6 +10,7 @@ export interface ResolvedLun {
   deviceType: 'disk' | 'cd';
   readonly: boolean;
   scsiSn?: string;
+  scsiId?: string;
   vendorId?: string;
   productId?: string;
   bsType?: string;
@@ -27,7 +28,7 @@ export function resolveLuns(t: TgtTarget): ResolvedLun[] {
       throw new ValidationError(`${where}: device-type ${JSON.stringify(deviceType)} is not one virt-iscsi sets up (disk or cd)`, 'device-type');
     }
     const r: ResolvedLun = { lun, path: l.path, deviceType, readonly: (l.readonly ?? t.readonly) === true };
-    for (const k of ['scsiSn', 'vendorId', 'productId', 'bsType', 'bsOpts'] as const) {
+    for (const k of ['scsiSn', 'scsiId', 'vendorId', 'productId', 'bsType', 'bsOpts'] as const) {
       const v = l[k] ?? t[k];
       if (v !== undefined) r[k] = v;
     }

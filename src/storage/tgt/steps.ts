@@ -40,6 +40,7 @@ export function lunStep(tgtadm: Tgtadm, tid: number, l: ResolvedLun): Step {
       await tgtadm.updateLun(tid, l.lun, {
         readonly: l.readonly ? true : undefined,
         scsi_sn: l.scsiSn,
+        scsi_id: l.scsiId,
         vendor_id: l.vendorId,
         product_id: l.productId,
       });

@@ -10,6 +10,7 @@ import { CommandError, PrerequisiteError, ValidationError } from '../../errors.j
 import { commandError } from '../../runner/check.js';
 import type { RunOptions, RunResult, Runner } from '../../runner/types.js';
 import { parseTgtShowAccounts, parseTgtShowSystem, parseTgtShowTargets, type TgtShowTarget, type TgtSystem } from './show-parser.js';
+import { formatPortal, parsePortal, type Portal } from '../../names/portal.js';
 
 export type TgtadmReason =
   | 'no-target'
@@ -57,7 +58,7 @@ export function notInstalledError(host: string): PrerequisiteError {
 export const TGTADM_NOT_CONNECTED = 107;
 const NOT_FOUND = 127;
 
-type Mode = 'target' | 'logicalunit' | 'account' | 'sys';
+type Mode = 'target' | 'logicalunit' | 'account' | 'sys' | 'portal';
 
 export interface LunOptions {
   deviceType?: 'disk' | 'cd';
@@ -70,12 +71,27 @@ export interface LunOptions {
 export interface LunParams {
   readonly?: boolean;
   scsi_sn?: string;
+  scsi_id?: string;
   vendor_id?: string;
   product_id?: string;
 }
 
 /** tgtd reads its control port into a short: larger numbers are refused ("out of range"). */
 export const MAX_CONTROL_PORT = 32767;
+
+/**
+ * `tgtadm --lld iscsi --op show --mode portal` (tgt 1.0.85): one line per listening
+ * portal, with its portal group tag, e.g.
+ *   Portal: 127.0.0.2:3260,1
+ *   Portal: 127.0.0.1:3260,1
+ *   Portal: [::]:3260,1
+ */
+export function parseTgtShowPortals(text: string): Portal[] {
+  return text.split('\n').flatMap((l) => {
+    const m = /^Portal: (.+),\d+$/.exec(l.trim());
+    return m ? [parsePortal(m[1]!)] : [];
+  });
+}
 
 export class Tgtadm {
   constructor(
@@ -126,6 +142,20 @@ export class Tgtadm {
     return parseTgtShowSystem((await this.run('sys', 'show', [], { query: true })).stdout);
   }
 
+  /** Where tgtd listens (`--op show --mode portal`). */
+  async showPortals(): Promise<Portal[]> {
+    return parseTgtShowPortals((await this.run('portal', 'show', [], { query: true })).stdout);
+  }
+
+  /** Listens on one more address (tgtd-wide, until it stops: its own --iscsi portal= and defaults are the lasting ones). */
+  async newPortal(p: Portal): Promise<void> {
+    await this.run('portal', 'new', ['--param', `portal=${formatPortal(p)}`]);
+  }
+
+  async deletePortal(p: Portal): Promise<void> {
+    await this.run('portal', 'delete', ['--param', `portal=${formatPortal(p)}`]);
+  }
+
   // ---- targets -------------------------------------------------------------------------
 
   async newTarget(tid: number, iqn: string): Promise<void> {
@@ -157,7 +187,7 @@ export class Tgtadm {
   async updateLun(tid: number, lun: number, params: LunParams): Promise<void> {
     const kv: string[] = [];
     if (params.readonly !== undefined) kv.push(`readonly=${params.readonly ? 1 : 0}`);
-    for (const key of ['scsi_sn', 'vendor_id', 'product_id'] as const) if (params[key] !== undefined) kv.push(`${key}=${params[key]}`);
+    for (const key of ['scsi_sn', 'scsi_id', 'vendor_id', 'product_id'] as const) if (params[key] !== undefined) kv.push(`${key}=${params[key]}`);
     if (kv.length > 0) await this.run('logicalunit', 'update', ['--tid', String(tid), '--lun', String(lun), '--params', kv.join(',')]);
   }
 
