@@ -1,7 +1,7 @@
 // Several hypervisors on one machine, as far as one machine can have them: this host's
 // libvirtd reached as `local` and as `ssh://root@127.0.0.1:PORT` (a real sshd) is one host
 // with one initiator name, which is exactly what must be refused. The real two-hypervisor
-// runs (export to both, live migration back and forth) are in the lab (test/lab/migrate.lab.ts).
+// runs (export to both, live migration back and forth) are in the lab (test/lab/migrate-export.lab.ts).
 // Here: bad input (a hypervisor twice, a shared initiator, no domain on any), and an export
 // extended with --add-hypervisor and narrowed with --remove-hypervisor, its ACL followed by
 // tgtd, each step idempotent.
