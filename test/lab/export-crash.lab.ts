@@ -46,7 +46,14 @@ describe('kill -9 at each step of a pool and a block export in the lab guest, th
       out(['ls', '-A', '/etc/tgt/conf.d']),
       out(['ls', '-A', RECORDS]),
     ]);
-    const local = existsSync(join(state, 'virt-iscsi')) ? readdirSync(join(state, 'virt-iscsi'), { recursive: true }).map(String).sort().join(' ') : '';
+    // Files only: the state directories virt-iscsi made stay, empty, as they would after any export and unexport.
+    const local = existsSync(join(state, 'virt-iscsi'))
+      ? readdirSync(join(state, 'virt-iscsi'), { recursive: true, withFileTypes: true })
+          .filter((d) => !d.isDirectory())
+          .map((d) => join(d.parentPath ?? d.path, d.name))
+          .sort()
+          .join(' ')
+      : '';
     return { sessions, nodes, ifaces, pools, secrets, vm, live, targets, accounts, conf, records, local };
   }
 
