@@ -8,6 +8,7 @@ import { classifyVirshError, type VirshFailure } from '../../src/hypervisor/virs
 import {
   parseBlkInfo,
   parseBlkList,
+  parseDomPersistent,
   parseDomState,
   parsePoolInfo,
   parsePoolList,
@@ -81,6 +82,9 @@ test('secret-list: UUID, usage type and usage name', () => {
 
 test('domstate with and without --reason', () => {
   assert.deepEqual(parseDomState(fixture('domstate-reason-running.txt')), { state: 'running', reason: 'booted' });
+  assert.equal(parseDomPersistent(fixture('dominfo-running.txt')), true);
+  assert.equal(parseDomPersistent(fixture('dominfo-running.txt').replace(/Persistent:\s+yes/, 'Persistent:     no')), false);
+  assert.throws(() => parseDomPersistent('Name: x\n'), /Persistent/);
   assert.deepEqual(parseDomState(fixture('domstate-reason-shutoff.txt')), { state: 'shut off', reason: 'unknown' });
   assert.deepEqual(parseDomState(fixture('domstate-running.txt')), { state: 'running' });
   assert.deepEqual(parseDomState(fixture('domstate-shutoff.txt')), { state: 'shut off' });

@@ -91,6 +91,7 @@ const CASES: Case[] = [
   { name: 'virsh vol-info', samples: virshFixtures, parse: virsh.parseVolInfo },
   { name: 'virsh secret-list', samples: virshFixtures, parse: virsh.parseSecretList },
   { name: 'virsh domstate', samples: virshFixtures, parse: virsh.parseDomState },
+  { name: 'virsh dominfo', samples: virshFixtures, parse: virsh.parseDomPersistent },
   { name: 'virsh domblklist', samples: virshFixtures, parse: virsh.parseBlkList },
   { name: 'virsh domblkinfo', samples: virshFixtures, parse: virsh.parseBlkInfo },
   { name: 'targetcli ls (tree)', samples: [...dir('lio', /^ls-/), ...dir('lab', /^targetcli/)], parse: parseTree },

@@ -52,6 +52,7 @@ class Hypervisor implements Runner {
 const virshAnswers: Array<[string, Partial<RunResult>]> = [
   [`virsh -c qemu:///system dumpxml --inactive --domain ${DOMAIN}`, { stdout: fixture('virsh/dumpxml-inactive.xml') }],
   [`virsh -c qemu:///system dumpxml --domain ${DOMAIN}`, { stdout: fixture('virsh/dumpxml-running.xml') }],
+  [`virsh -c qemu:///system dominfo --domain ${DOMAIN}`, { stdout: fixture('virsh/dominfo-running.txt') }],
   ['virsh -c qemu:///system pool-list --all --details', { stdout: fixture('virsh/pool-list-details.txt') }],
   ['iscsiadm --version', { stdout: 'iscsiadm version 2.1.8\n' }],
   ['test -d /sys/module/iscsi_tcp', { exitCode: 0 }],
