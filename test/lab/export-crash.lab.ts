@@ -1,5 +1,8 @@
-// kill -9 at every step of an export in the modes only a real kernel runs, pool and block
-// (with CHAP): the CLI runs here and reaches the guest over SSH as storage host and
+// kill -9 at the steps of an export that only a real kernel runs, in pool and block mode
+// (with CHAP): the host's login (pool start, login), the device it makes, and the disk on
+// it (the main suite kills every step of the other modes; a lab round trip costs half a
+// minute to minutes under TCG, so the steps the main suite already covers are left to it).
+// The CLI runs here and reaches the guest over SSH as storage host and
 // hypervisor; VIRT_ISCSI_TEST_PAUSE stops it right after a step's change and SIGKILL ends
 // it there (its SSH connection goes with it). Then `unexport NAME` must leave the guest
 // exactly as before: open-iscsi's sessions, node records and ifaces, libvirt's pools,
@@ -104,8 +107,8 @@ describe('kill -9 at each step of a pool and a block export in the lab guest, th
   });
 
   const cases = [
-    { mode: 'pool', extra: [], steps: ['storage-record', 'target', 'pool-define', 'pool-start', 'pool-autostart', 'volume', 'attach', 'local-record'] },
-    { mode: 'block', extra: ['--chap'], steps: ['storage-record', 'target', 'node', 'node-chap', 'login', 'device', 'attach', 'local-record'] },
+    { mode: 'pool', extra: [], steps: ['pool-start', 'volume'] },
+    { mode: 'block', extra: ['--chap'], steps: ['node-chap', 'login', 'attach'] },
   ];
   for (const c of cases) {
     test(`${c.mode}${c.extra.length ? ' with CHAP' : ''}: killed right after each step's change; unexport leaves the guest as before`, async () => {
