@@ -134,6 +134,10 @@ export class ReadCache {
     this.entries.set(key, { epoch, scopes, value: Promise.resolve(value) });
   }
 
+  clear(): void {
+    this.entries.clear();
+  }
+
   /** Drops every read a change in `scopes` can affect. */
   changed(scopes: readonly string[]): void {
     for (const [key, e] of this.entries) if (e.scopes.some((r) => scopes.some((c) => meets(c, r)))) this.entries.delete(key);

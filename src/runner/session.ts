@@ -42,6 +42,15 @@ export class Session {
     return r;
   }
 
+  /**
+   * Forgets every read: what other programs changed since is read again. The reads of one
+   * command are kept until a change of its own may affect them; a Session kept for several
+   * commands calls this between them.
+   */
+  forget(): void {
+    this.reads.clear();
+  }
+
   async close(): Promise<void> {
     const all = [...this.runners.values()];
     this.runners.clear();

@@ -433,10 +433,14 @@ async function applyPlan(c: Context): Promise<Planned[]> {
 async function destroyPlan(c: Context): Promise<Planned[]> {
   const spec = c.spec;
   const out: Planned[] = [];
-  for (const x of [...spec.exports].reverse()) {
+  const declared = [...spec.exports].reverse();
+  const found = await Promise.all(declared.map((x) => findRecord(c, x.settings.name, x.settings.storage, hostRecordDirOf(x.settings))));
+  // Each hypervisor's pools and domains asked in one go: what a removal finds unchanged by the ones before it is not asked again.
+  await c.reads.prefetch(found.filter((r): r is ExportRecord => r !== undefined));
+  for (const [i, x] of declared.entries()) {
     const s = x.settings;
     const hostRecordDir = hostRecordDirOf(s);
-    const r = await findRecord(c, s.name, s.storage, hostRecordDir);
+    const r = found[i];
     if (!r) continue;
     if (r.stack !== undefined && r.stack !== spec.name) {
       throw new ValidationError(`${spec.file}: ${x.entry}: export ${show(s.name)} belongs to stack ${show(r.stack)}; leaving it alone (remove it from this file, or destroy that stack)`, 'stack');
