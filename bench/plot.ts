@@ -1,5 +1,6 @@
 // bench/scale.svg from the scale benchmark's results: one panel per command (apply,
-// status, destroy), seconds against N, virt-iscsi beside the raw script. Plain SVG
+// status, no-op apply, destroy), seconds against N, virt-iscsi beside the raw script and
+// beside the baseline measured before the per-run read cache (results.json scaleBaseline). Plain SVG
 // (polylines, axes, a legend), so the README shows it with nothing to install.
 //   node --import tsx bench/plot.ts    redraws it from bench/results.json
 import { writeFileSync } from 'node:fs';
@@ -11,9 +12,14 @@ import type { Op, ScaleResults, ScaleRow, Variant } from './scale.js';
 const PANELS: ReadonlyArray<{ op: Op; title: string }> = [
   { op: 'apply', title: 'apply -f (raw: export N)' },
   { op: 'status', title: 'status (raw: tgtadm, virsh)' },
+  { op: 'reapply', title: 'apply -f again (nothing to do)' },
   { op: 'destroy', title: 'destroy -f (raw: unexport N)' },
 ];
-const STYLE: Record<Variant, { color: string; dash: string }> = {
+/** The baseline's local run, drawn beside the new one. */
+const BEFORE = 'virt-iscsi, local, before' as const;
+type Series = Variant | typeof BEFORE;
+const STYLE: Record<Series, { color: string; dash: string }> = {
+  [BEFORE]: { color: '#999999', dash: '2 3' },
   'virt-iscsi, local': { color: '#1f77b4', dash: '' },
   'virt-iscsi, ssh': { color: '#2ca02c', dash: '' },
   'raw script, local': { color: '#d62728', dash: '6 4' },
@@ -35,7 +41,7 @@ function ticks(max: number, whole = false): number[] {
   return out;
 }
 
-function panel(rows: readonly ScaleRow[], op: Op, title: string, x0: number): string {
+function panel(rows: ReadonlyArray<Omit<ScaleRow, 'variant'> & { variant: Series }>, op: Op, title: string, x0: number): string {
   const mine = rows.filter((r) => r.op === op);
   const ns = [...new Set(rows.map((r) => r.n))].sort((a, b) => a - b);
   const xt = ticks(Math.max(...ns, 1), true);
@@ -55,7 +61,7 @@ function panel(rows: readonly ScaleRow[], op: Op, title: string, x0: number): st
   out.push(`<line x1="${X(0)}" x2="${X(xMax)}" y1="${Y(0)}" y2="${Y(0)}" stroke="#333"/>`, `<line x1="${X(0)}" x2="${X(0)}" y1="${Y(0)}" y2="${Y(yMax)}" stroke="#333"/>`);
   out.push(`<text x="${X(xMax / 2)}" y="${H - 8}" text-anchor="middle">exports (N)</text>`);
   out.push(`<text transform="translate(${x0 + 12} ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">seconds</text>`);
-  for (const [variant, style] of Object.entries(STYLE) as Array<[Variant, (typeof STYLE)[Variant]]>) {
+  for (const [variant, style] of Object.entries(STYLE) as Array<[Series, (typeof STYLE)[Series]]>) {
     const pts = mine.filter((r) => r.variant === variant).sort((a, b) => a.n - b.n);
     if (!pts.length) continue;
     const dash = style.dash ? ` stroke-dasharray="${style.dash}"` : '';
@@ -65,13 +71,15 @@ function panel(rows: readonly ScaleRow[], op: Op, title: string, x0: number): st
   return out.join('\n');
 }
 
-/** The SVG document for these results. */
-export function scaleSvg(r: ScaleResults): string {
+/** The SVG document for these results; `before`: the local run of an earlier baseline, drawn beside (N it measured only). */
+export function scaleSvg(r: ScaleResults, before?: ScaleResults): string {
   const width = W * PANELS.length;
   const legendY = H + 14;
-  const present = (Object.keys(STYLE) as Variant[]).filter((v) => r.rows.some((x) => x.variant === v));
+  const ns = new Set(r.rows.map((x) => x.n));
+  const rows: Array<Omit<ScaleRow, 'variant'> & { variant: Series }> = [...r.rows, ...(before?.rows ?? []).filter((x) => x.variant === 'virt-iscsi, local' && ns.has(x.n)).map((x) => ({ ...x, variant: BEFORE }))];
+  const present = (Object.keys(STYLE) as Series[]).filter((v) => rows.some((x) => x.variant === v));
   const legend = present.map((v, i) => {
-    const x = 60 + i * 190;
+    const x = 60 + i * 210;
     const s = STYLE[v];
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : '';
     return `<line x1="${x}" x2="${x + 28}" y1="${legendY}" y2="${legendY}" stroke="${s.color}" stroke-width="2"${dash}/><text x="${x + 34}" y="${legendY + 4}">${esc(v)}</text>`;
@@ -81,7 +89,7 @@ export function scaleSvg(r: ScaleResults): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H + 44}" viewBox="0 0 ${width} ${H + 44}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    ...PANELS.map((p, i) => panel(r.rows, p.op, p.title, i * W)),
+    ...PANELS.map((p, i) => panel(rows, p.op, p.title, i * W)),
     ...legend,
     `<text x="${width - 8}" y="${H + 38}" text-anchor="end" fill="#666">${esc(note)}</text>`,
     '</svg>',
@@ -89,8 +97,8 @@ export function scaleSvg(r: ScaleResults): string {
   ].join('\n');
 }
 
-export function writeScaleSvg(r: ScaleResults, file: string): void {
-  writeFileSync(file, scaleSvg(r));
+export function writeScaleSvg(r: ScaleResults, file: string, before?: ScaleResults): void {
+  writeFileSync(file, scaleSvg(r, before));
 }
 
 // Run as a program (not imported by a test).
@@ -100,7 +108,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     process.stderr.write('plot: bench/results.json has no "scale" results; run bench/scale.ts first\n');
     process.exitCode = 1;
   } else {
-    writeScaleSvg(scale, join(root, 'bench', 'scale.svg'));
+    writeScaleSvg(scale, join(root, 'bench', 'scale.svg'), readResults().scaleBaseline as ScaleResults | undefined);
     process.stdout.write('written to bench/scale.svg\n');
   }
 }

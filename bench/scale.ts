@@ -25,6 +25,8 @@
 //   BENCH_ROUNDS=R        rounds per N (default 5 for N <= 10, 3 for N <= 50, else 1)
 //   BENCH_VMS=4           domains the exports are spread over
 //   BENCH_SSH=0           leave the SSH variant out
+//   BENCH_SCALE_KEY=K     write results.json key K instead of "scale" (and no plot)
+//   BENCH_RAW_MAX=50      run the raw script only for N up to 50
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +37,7 @@ import { startSshd, type Sshd } from '../test/helpers/sshd.js';
 import { startTgtd, type Tgtd } from '../test/helpers/tgtd.js';
 import { cleanupStack } from '../test/helpers/cleanups.js';
 import { devName } from '../src/hypervisor/placement.js';
-import { domainDisks, machine, median, mergeResults, pad, root, timed, virsh, type RunOut } from './common.js';
+import { domainDisks, machine, median, mergeResults, pad, readResults, root, timed, virsh, type RunOut } from './common.js';
 import { writeScaleSvg } from './plot.js';
 
 const NS = (process.env.BENCH_N ?? '1,10,50').split(',').map((s) => {
@@ -45,6 +47,10 @@ const NS = (process.env.BENCH_N ?? '1,10,50').split(',').map((s) => {
 });
 const VMS = Number(process.env.BENCH_VMS ?? 4);
 const SSH = process.env.BENCH_SSH !== '0';
+/** The raw script runs for N up to this only (a run at large N that has the baseline's raw numbers). */
+const RAW_MAX = Number(process.env.BENCH_RAW_MAX ?? Infinity);
+/** The key of bench/results.json the run goes to (and, for "scale", the plot). */
+const KEY = process.env.BENCH_SCALE_KEY ?? 'scale';
 const roundsFor = (n: number): number => Number(process.env.BENCH_ROUNDS ?? 0) || (n <= 10 ? 5 : n <= 50 ? 3 : 1);
 const IMAGE_MIB = 4;
 const DISKS_PER_CONTROLLER = 7;
@@ -148,8 +154,8 @@ async function main(): Promise<void> {
     const bench = new Bench(id, dir, tgtd, sshd, vms);
     const write = (): ScaleResults => {
       const results = summarize(samples, mode);
-      mergeResults({ scale: results });
-      writeScaleSvg(results, join(root, 'bench', 'scale.svg'));
+      mergeResults({ [KEY]: results });
+      if (KEY === 'scale') writeScaleSvg(results, join(root, 'bench', 'scale.svg'), readResults().scaleBaseline as ScaleResults | undefined);
       return results;
     };
 
@@ -163,13 +169,19 @@ async function main(): Promise<void> {
         for (let i = 0; i < bench.variants.length; i++) {
           const v = bench.variants[(i + round) % bench.variants.length]!;
           process.stderr.write(`N = ${n}, round ${round}/${rounds}: ${v}\n`);
-          await bench.cycle(v, exports, (op, r) => samples.push({ n, variant: v, op, ms: r.ms, ...(r.rssKb !== undefined ? { rssKb: r.rssKb } : {}) }), (m) => (mode ??= m));
+          if (v === 'raw script, local' && n > RAW_MAX) continue;
+          // Written after each command: a run stopped part-way keeps what it measured.
+          const record = (op: Op, r: RunOut): void => {
+            samples.push({ n, variant: v, op, ms: r.ms, ...(r.rssKb !== undefined ? { rssKb: r.rssKb } : {}) });
+            write();
+          };
+          await bench.cycle(v, exports, record, (m) => (mode ??= m));
         }
       }
       write();
     }
     const results = write();
-    process.stdout.write(`${table(results)}\nwritten to bench/results.json (key "scale") and bench/scale.svg\n`);
+    process.stdout.write(`${table(results)}\nwritten to bench/results.json (key "${KEY}")${KEY === 'scale' ? ' and bench/scale.svg' : ''}\n`);
     if (results.goals.some((g) => g.met === false)) process.exitCode = 1;
   } finally {
     if (!closing) await close();
@@ -284,7 +296,10 @@ class Bench {
     await this.checkDisks(`apply of ${n}`, exports);
     const status = await cli(['status', '--json']);
     record('status', status);
-    const list = JSON.parse(status.stdout) as Array<{ name: string; healthy: boolean; mode: string; problems: string[] }>;
+    type Listed = { name: string; healthy: boolean; mode: string; problems: string[] };
+    // statusVersion 2 prints {statusVersion, exports, unreadable}; the first version, the list itself.
+    const doc = JSON.parse(status.stdout) as Listed[] | { exports: Listed[] };
+    const list = Array.isArray(doc) ? doc : doc.exports;
     const ours = list.filter((s) => exports.some((e) => e.name === s.name));
     if (ours.length !== n) throw new Error(`status after apply of ${n}: lists ${ours.length} of the stack's exports`);
     const sick = ours.filter((s) => !s.healthy);

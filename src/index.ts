@@ -15,7 +15,9 @@
  * ```
  *
  * Hosts are URIs: `local` or `ssh://[user@]host[:port]`; a Session opens one Runner per host
- * and reuses it. Every failure is a {@link VirtIscsiError} whose `message` is one line for
+ * and reuses it, and asks each host a question once until one of its own changes may alter
+ * the answer (call `session.forget()` between commands of a Session kept for longer, to see
+ * what others changed meanwhile). Every failure is a {@link VirtIscsiError} whose `message` is one line for
  * people; bad input is a {@link ValidationError} raised before anything changes.
  *
  * @packageDocumentation

@@ -6,6 +6,8 @@
 // a dry run still looks at the real state.
 import { ConnectError, PrerequisiteError, ValidationError } from '../errors.js';
 import { checkLibvirtUri, DEFAULT_LIBVIRT_URI } from '../names/libvirt-uri.js';
+import { randomBytes } from 'node:crypto';
+import { rememberRead } from '../runner/read-cache.js';
 import type { RunOptions, RunResult, Runner } from '../runner/types.js';
 import { parseDomain, type DomainInfo } from '../xml/domain.js';
 import { buildSecret, type SecretDef, type SecretUsageType } from '../xml/secret.js';
@@ -31,6 +33,22 @@ import {
 } from './virsh-parse.js';
 
 export { DEFAULT_LIBVIRT_URI };
+
+/** The reads `prefetch` can batch, as the methods below ask them (after `virsh -c URI`). */
+export const READS = {
+  poolInfo: (pool: string): string[] => ['pool-info', '--bytes', '--pool', pool],
+  poolDumpXml: (pool: string): string[] => ['pool-dumpxml', '--inactive', '--pool', pool],
+  poolList: (): string[] => ['pool-list', '--all', '--details'],
+  volList: (pool: string): string[] => ['vol-list', '--details', '--pool', pool],
+  secretList: (): string[] => ['secret-list'],
+  domainXml: (domain: string, inactive = false): string[] => ['dumpxml', ...(inactive ? ['--inactive'] : []), '--domain', domain],
+  domInfo: (domain: string): string[] => ['dominfo', '--domain', domain],
+};
+
+/** A word virsh's command parser takes as it is (no quote, space, `;`, `#` or backslash). */
+const PLAIN_WORD = /^[A-Za-z0-9_.:@+\/=,-]+$/;
+/** Reads per virsh process: its one argument stays far below the kernel's 128 KiB limit. */
+const PREFETCH_BATCH = 400;
 
 /** Where a device change applies: the running domain, its persistent definition, or both. */
 export interface DeviceFlags {
@@ -122,6 +140,35 @@ export class Virsh {
     return this.run(args, { query: true });
   }
 
+  /**
+   * Several reads (each as READS builds it) asked in one virsh process, each answer kept in
+   * the runner's read cache as if it had been asked alone: `virsh -c URI 'CMD ; echo MARK ;
+   * CMD ; echo MARK ...'` runs every command whatever the one before did and prints each
+   * answer as it prints it alone (libvirt 9.0), e.g.
+   *   <pool type='iscsi-direct'>...</pool>\n\n@@virt-iscsi-1f2e3d4c-0\n\n@@virt-iscsi-1f2e3d4c-1\n
+   * where the second command failed: a failed read prints a blank line (its error goes to
+   * stderr) and is left to be asked alone, so its error is the usual one. A read with a
+   * word virsh's own command parser would split or quote is left out too.
+   */
+  async prefetch(reads: ReadonlyArray<readonly string[]>): Promise<void> {
+    const plain = [...new Map(reads.filter((args) => args.length > 0 && args.every((a) => PLAIN_WORD.test(a))).map((a) => [a.join(' '), a])).values()];
+    for (let from = 0; from < plain.length; from += PREFETCH_BATCH) {
+      const batch = plain.slice(from, from + PREFETCH_BATCH);
+      const mark = `@@virt-iscsi-${randomBytes(4).toString('hex')}`;
+      const line = batch.map((args, i) => `${args.join(' ')} ; echo ${mark}-${i}`).join(' ; ');
+      const r = await this.runner.run(['virsh', '-c', this.uri, line], { query: true, timeoutMs: this.options.timeoutMs ?? 120_000 });
+      let pos = 0;
+      for (const [i, args] of batch.entries()) {
+        const end = `${mark}-${i}\n`;
+        const at = r.stdout.indexOf(end, pos);
+        if (at < 0) break;
+        const answer = r.stdout.slice(pos, at);
+        pos = at + end.length;
+        if (answer.trim() !== '') rememberRead(this.runner, ['virsh', '-c', this.uri, ...args], { stdout: answer, stderr: '', exitCode: 0 });
+      }
+    }
+  }
+
   /** undefined when the object is not there. */
   private async ifExists<T>(what: LibvirtObjectKind, fn: () => Promise<T>): Promise<T | undefined> {
     try {
@@ -165,21 +212,21 @@ export class Virsh {
   }
 
   async poolInfo(name: string): Promise<PoolInfo | undefined> {
-    return this.ifExists('pool', async () => parsePoolInfo((await this.query(['pool-info', '--bytes', '--pool', name])).stdout));
+    return this.ifExists('pool', async () => parsePoolInfo((await this.query(READS.poolInfo(name))).stdout));
   }
 
   /** The pool's XML as libvirt keeps it (inactive definition), or undefined. */
   async poolDumpXml(name: string): Promise<string | undefined> {
-    return this.ifExists('pool', async () => (await this.query(['pool-dumpxml', '--inactive', '--pool', name])).stdout);
+    return this.ifExists('pool', async () => (await this.query(READS.poolDumpXml(name))).stdout);
   }
 
   async poolList(): Promise<PoolListEntry[]> {
-    return parsePoolList((await this.query(['pool-list', '--all', '--details'])).stdout);
+    return parsePoolList((await this.query(READS.poolList())).stdout);
   }
 
   /** The pool's volumes as vol-list prints them (sizes rounded). */
   async volList(pool: string): Promise<VolListEntry[]> {
-    return parseVolList((await this.query(['vol-list', '--details', '--pool', pool])).stdout);
+    return parseVolList((await this.query(READS.volList(pool))).stdout);
   }
 
   /** The pool's volumes with exact sizes (vol-list rounds them, so vol-info --bytes each). */
@@ -221,7 +268,7 @@ export class Virsh {
   }
 
   async secretList(): Promise<SecretListEntry[]> {
-    return parseSecretList((await this.query(['secret-list'])).stdout);
+    return parseSecretList((await this.query(READS.secretList())).stdout);
   }
 
   /** The secret of this usage type (iscsi unless said) with this usage name, if any. */
@@ -246,12 +293,12 @@ export class Virsh {
 
   /** Whether the domain has a definition (false for one started with `virsh create`). */
   async domPersistent(domain: string): Promise<boolean> {
-    return parseDomPersistent((await this.query(['dominfo', '--domain', domain])).stdout);
+    return parseDomPersistent((await this.query(READS.domInfo(domain))).stdout);
   }
 
   /** `dumpxml` parsed: the running configuration, or with `inactive` the persistent one. */
   async domainXml(domain: string, inactive = false): Promise<DomainInfo> {
-    return parseDomain((await this.query(['dumpxml', ...(inactive ? ['--inactive'] : []), '--domain', domain])).stdout);
+    return parseDomain((await this.query(READS.domainXml(domain, inactive))).stdout);
   }
 
   /**

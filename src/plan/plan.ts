@@ -5,6 +5,7 @@
 // killed between two steps (kill -9, a power cut) can be undone from what it wrote.
 import { constants } from 'node:os';
 import { VirtIscsiError } from '../errors.js';
+import { readsMayBeStale } from '../runner/read-cache.js';
 
 export interface Step {
   /** A stable name for the kind of step ("target", "pool-start"): journals, tests, plan documents. */
@@ -152,6 +153,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     };
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
+      // Whoever waits expects something to change meanwhile: what was read before is read again.
+      readsMayBeStale();
       resolve();
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });

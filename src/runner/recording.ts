@@ -1,5 +1,6 @@
 import { maskSecrets } from '../errors.js';
 import { checkArgv, quoteArg, quoteArgv } from './quote.js';
+import { rememberRead } from './read-cache.js';
 import type { RunOptions, RunResult, Runner, WriteFileOptions } from './types.js';
 
 /** One thing a dry run would have done, as copy-pastable shell. */
@@ -53,6 +54,11 @@ export class RecordingRunner implements Runner {
 
   async readFile(path: string): Promise<string | undefined> {
     return this.inner?.readFile(path);
+  }
+
+  /** Reads got another way reach the inner runner's read cache, where reads run. */
+  remember(argv: readonly string[], result: RunResult): void {
+    if (this.inner) rememberRead(this.inner, argv, result);
   }
 
   async removeFile(path: string): Promise<void> {

@@ -1,7 +1,9 @@
 // One command's connections: a Runner per host URI, opened once and reused by every
-// step (one SSH connection per host), recording instead of changing under --dry-run.
+// step (one SSH connection per host), its reads asked once until a change (read-cache.ts),
+// recording instead of changing under --dry-run.
 // Workflows take a Session; the CLI makes one per invocation.
 import { openRunner, type SshOptions } from './open.js';
+import { CachingRunner, ReadCache } from './read-cache.js';
 import { RecordingRunner, renderSteps, type RecordedStep } from './recording.js';
 import { TracingRunner } from './tracing.js';
 import type { Runner } from './types.js';
@@ -14,6 +16,8 @@ export class Session {
   /** Under --dry-run: what would have run, on every host, in order. */
   readonly recorded: RecordedStep[] = [];
   private readonly runners = new Map<string, Promise<Runner>>();
+  /** Every host's reads, asked once until a change that may affect them (read-cache.ts). */
+  readonly reads = new ReadCache();
 
   constructor(readonly options: SessionOptions = {}) {}
 
@@ -25,7 +29,10 @@ export class Session {
     let r = this.runners.get(uri);
     if (!r) {
       r = openRunner(uri, this.options).then((opened) => {
-        const inner = process.env.VIRT_ISCSI_TRACE === '1' ? new TracingRunner(opened) : opened;
+        const traced = process.env.VIRT_ISCSI_TRACE === '1' ? new TracingRunner(opened) : opened;
+        // Inside the trace's view, so a trace shows what reached the host; a dry run's
+        // recorded changes never reach the host, so they drop nothing.
+        const inner = new CachingRunner(traced, this.reads);
         return this.dryRun ? new RecordingRunner(inner, this.recorded) : inner;
       });
       // A host that cannot be reached is asked again by the next caller, not cached as failed.
@@ -33,6 +40,15 @@ export class Session {
       this.runners.set(uri, r);
     }
     return r;
+  }
+
+  /**
+   * Forgets every read: what other programs changed since is read again. The reads of one
+   * command are kept until a change of its own may affect them; a Session kept for several
+   * commands calls this between them.
+   */
+  forget(): void {
+    this.reads.clear();
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,8 @@
 // `apply -f STACK` converges to the declared exports and pools; `destroy -f STACK` takes
 // them away. The plan is made first, from read-only queries: each declared export is
 // created (no record of it), re-done (its record says other settings: unexport, then
-// export) or left as it is (export runs again and finds every piece in place), and what
+// export) or left as it is (every piece where its records say, judged from reads all
+// exports share: nothing runs; else export runs again and puts back what is not), and what
 // this stack made earlier but no longer declares is removed (export records carry the
 // stack's name; the pools it made are listed in a stack record on this machine). Changes
 // then run one at a time through the export/unexport workflows and the pool plans: a
@@ -18,8 +19,10 @@ import { formatPortal, parsePortal } from '../names/portal.js';
 import { runPlan, type PlanEvent, type Step } from '../plan/plan.js';
 import type { Runner } from '../runner/types.js';
 import { exportImage } from './export.js';
-import { DEFAULT_HOST_RECORD_DIR, isIscsi, listRecords, localStateDir, readRecord, type ExportRecord } from './records.js';
+import { readJournal } from './journal.js';
+import { DEFAULT_HOST_RECORD_DIR, isIscsi, listRecords, localStateDir, readRecord, sameRecord, type ExportRecord } from './records.js';
 import { readPoolSecret, type StackExport, type StackExportSettings, type StackPool, type StackSpec } from './stack-file.js';
+import { exportStatusOf, HostReads } from './status.js';
 import type { WorkflowHooks } from './types.js';
 import { unexportImage } from './unexport.js';
 
@@ -126,6 +129,8 @@ interface Context {
   record: StackRecord;
   recordFile: string;
   recordExists: boolean;
+  /** What the plan reads of the hosts, shared by every export (nothing changes while it is made). */
+  reads: HostReads;
 }
 
 const describeExport = (s: StackExportSettings): string => `${s.image} on ${s.storage} to ${s.vm} on ${s.hypervisor}`;
@@ -190,10 +195,35 @@ async function unexportIt(c: Context, name: string, storage: string, hostRecordD
   return r.applied;
 }
 
-async function planExport(c: Context, x: StackExport): Promise<Planned> {
+/**
+ * Nothing export would do: both records are there and alike, no run of it was left
+ * half-done, the settings export would record again are the recorded ones, and every
+ * piece is where status looks for it (target, LUN serving the image with its serial, ACL,
+ * CHAP, secret, pool and volume, the disk where the record says). Judged from the reads
+ * every export of the stack shares, so a stack in place costs no question per export.
+ */
+async function inPlace(c: Context, prior: ExportRecord, s: StackExportSettings, hostRecordDir: string): Promise<boolean> {
+  const same = (given: unknown, recorded: unknown): boolean => given === undefined || given === recorded;
+  const session = isIscsi(prior) ? prior.session : undefined;
+  if (!same(s.replacementTimeout, session?.replacementTimeout) || !same(s.noopOutInterval, session?.noopOutInterval) || !same(s.noopOutTimeout, session?.noopOutTimeout)) return false;
+  if (!same(s.cephConf, prior.ceph?.conf) || !same(s.cephId, prior.ceph?.id) || s.portals !== undefined) return false;
+  const [local, there, journal] = await Promise.all([
+    readRecord(c.local, c.stateDir, s.name),
+    readRecord(await c.session.runner(prior.storage), hostRecordDir, s.name),
+    readJournal(c.stateDir, s.name),
+  ]);
+  if (!local || !sameRecord(there, { ...local, storage: there?.storage ?? local.storage }, { withoutAttachments: true }) || journal) return false;
+  const st = await exportStatusOf(c.session, { record: local, records: ['local', 'storage'] }, hostRecordDir, c.reads);
+  if (!st.healthy) return false;
+  return local.hypervisors.every((p) => {
+    const h = st.hypervisors.find((x) => x.uri === p.uri);
+    return h !== undefined && (h.defined ? p.attachment !== undefined && h.dev === p.attachment.dev : p.attachment === undefined);
+  });
+}
+
+async function planExport(c: Context, x: StackExport, prior: ExportRecord | undefined): Promise<Planned> {
   const s = x.settings;
   const hostRecordDir = hostRecordDirOf(s);
-  const prior = await findRecord(c, s.name, s.storage, hostRecordDir);
   const base = { kind: 'export' as const, name: s.name, entry: x.entry };
   const what = describeExport(s);
   if (!prior) return { ...base, action: 'create', details: [what], run: () => exportIt(c, x) };
@@ -201,7 +231,11 @@ async function planExport(c: Context, x: StackExport): Promise<Planned> {
     throw new ValidationError(`${c.spec.file}: ${x.entry}: export ${show(s.name)} belongs to stack ${show(prior.stack)}; give this one another name`, 'stack');
   }
   const diff = await differences(c, prior, s);
-  if (diff.length === 0) return { ...base, action: 'unchanged', details: [what], run: () => exportIt(c, x) };
+  if (diff.length === 0) {
+    // In place: export would only look again at every piece, one export at a time.
+    const settled = await inPlace(c, prior, s, hostRecordDir);
+    return { ...base, action: 'unchanged', details: [what], run: settled ? async () => 0 : () => exportIt(c, x) };
+  }
   return {
     ...base,
     action: 'change',
@@ -373,7 +407,7 @@ async function context(session: Session, spec: StackSpec, o: StackOptions): Prom
   const local = await session.runner('local');
   const recordFile = stackRecordPath(stateDir, spec.name);
   const record = await readStackRecord(local, recordFile);
-  return { session, spec, o, local, stateDir, record: record ?? { version: 1, stack: spec.name, pools: [] }, recordFile, recordExists: record !== undefined };
+  return { session, spec, o, local, stateDir, record: record ?? { version: 1, stack: spec.name, pools: [] }, recordFile, recordExists: record !== undefined, reads: new HostReads(session) };
 }
 
 const defaultsOf = (spec: StackSpec): { storage: string; hostRecordDir: string } => ({ storage: spec.defaults.storage, hostRecordDir: spec.defaults.hostRecordDir ?? DEFAULT_HOST_RECORD_DIR });
@@ -389,17 +423,24 @@ async function applyPlan(c: Context): Promise<Planned[]> {
     if (there) poolRemovals.push(removePool(c, q, `no longer declared (on ${q.hypervisor})`));
   }
   const pools = await Promise.all(spec.pools.map((p) => planPool(c, p)));
-  const exports = await Promise.all(spec.exports.map((x) => planExport(c, x)));
+  const priors = await Promise.all(spec.exports.map((x) => findRecord(c, x.settings.name, x.settings.storage, hostRecordDirOf(x.settings))));
+  // Every hypervisor's pools, volumes and domains asked in one go, for every export to look at.
+  await c.reads.prefetch(priors.filter((r): r is ExportRecord => r !== undefined));
+  const exports = await Promise.all(spec.exports.map((x, i) => planExport(c, x, priors[i])));
   return [...removals, ...poolRemovals, ...pools, ...exports];
 }
 
 async function destroyPlan(c: Context): Promise<Planned[]> {
   const spec = c.spec;
   const out: Planned[] = [];
-  for (const x of [...spec.exports].reverse()) {
+  const declared = [...spec.exports].reverse();
+  const found = await Promise.all(declared.map((x) => findRecord(c, x.settings.name, x.settings.storage, hostRecordDirOf(x.settings))));
+  // Each hypervisor's pools and domains asked in one go: what a removal finds unchanged by the ones before it is not asked again.
+  await c.reads.prefetch(found.filter((r): r is ExportRecord => r !== undefined));
+  for (const [i, x] of declared.entries()) {
     const s = x.settings;
     const hostRecordDir = hostRecordDirOf(s);
-    const r = await findRecord(c, s.name, s.storage, hostRecordDir);
+    const r = found[i];
     if (!r) continue;
     if (r.stack !== undefined && r.stack !== spec.name) {
       throw new ValidationError(`${spec.file}: ${x.entry}: export ${show(s.name)} belongs to stack ${show(r.stack)}; leaving it alone (remove it from this file, or destroy that stack)`, 'stack');

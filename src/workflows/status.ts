@@ -6,7 +6,8 @@
 // an export whose run was killed half-way is "interrupted", with the command that cleans it.
 import { ValidationError } from '../errors.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
-import { Virsh } from '../hypervisor/virsh.js';
+import type { DomainView } from '../hypervisor/placement.js';
+import { READS, Virsh } from '../hypervisor/virsh.js';
 import { sameIqn } from '../names/iscsi-name.js';
 import { parsePortal } from '../names/portal.js';
 import { checkAbsolutePath } from '../names/values.js';
@@ -133,11 +134,59 @@ export interface StatusReport {
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
 
+/**
+ * What one look at many exports reads of their hosts, asked once and shared by them all:
+ * each storage host's targets, each domain's configurations, and (prefetch) every pool,
+ * volume list, domain and secret list of a hypervisor in one virsh process. Only for
+ * reads made while nothing changes (a status; apply's plan); a poll makes a new one.
+ */
+export class HostReads {
+  private readonly memo = new Map<string, Promise<unknown>>();
+
+  constructor(readonly session: Session) {}
+
+  private once<T>(key: string, read: () => Promise<T>): Promise<T> {
+    let p = this.memo.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = read();
+      p.catch(() => undefined);
+      this.memo.set(key, p);
+    }
+    return p;
+  }
+
+  /** Every target the export's backend on its storage host serves. */
+  targets(r: IscsiExportRecord): Promise<TargetState[]> {
+    return this.once(`targets\0${r.storage}\0${r.backend}\0${JSON.stringify(r.backendOptions)}`, async () => createBackend(r.backend, await this.session.runner(r.storage), r.backendOptions).list());
+  }
+
+  /** The domain's running and persistent configurations on one hypervisor; undefined when it is not defined there. */
+  view(virsh: Virsh, vm: string): Promise<DomainView | undefined> {
+    return this.once(`view\0${virsh.runner.host}\0${virsh.uri}\0${vm}`, () => viewIfThere(virsh, vm));
+  }
+
+  /** Asks each hypervisor of these exports, in one virsh process each, what looking at them will ask one by one. */
+  async prefetch(records: readonly ExportRecord[]): Promise<void> {
+    const byHost = new Map<string, { uri: string; connect: string; reads: string[][] }>();
+    for (const r of records) {
+      const pool = modeOf(r).pool ? recordPool(r) : undefined;
+      for (const part of r.hypervisors) {
+        const key = `${part.uri}\0${part.connect}`;
+        let h = byHost.get(key);
+        if (!h) byHost.set(key, (h = { uri: part.uri, connect: part.connect, reads: [READS.secretList()] }));
+        h.reads.push(READS.domainXml(r.vm), READS.domainXml(r.vm, true), READS.domInfo(r.vm));
+        if (pool) h.reads.push(READS.poolInfo(pool), READS.volList(pool));
+      }
+    }
+    // A host that cannot be asked so is asked read by read, and reports its error there.
+    await Promise.all([...byHost.values()].map(async (h) => new Virsh(await this.session.runner(h.uri), h.connect).prefetch(h.reads).catch(() => undefined)));
+  }
+}
+
 /** What the storage host says: the target as the backend shows it. */
-async function storageView(session: Session, r: IscsiExportRecord, problems: string[]): Promise<TargetState | null | undefined> {
+async function storageView(reads: HostReads, r: IscsiExportRecord, problems: string[]): Promise<TargetState | null | undefined> {
   try {
-    const runner = await session.runner(r.storage);
-    return (await createBackend(r.backend, runner, r.backendOptions).show(r.target)) ?? null;
+    return (await reads.targets(r)).find((t) => sameIqn(t.iqn, r.target)) ?? null;
   } catch (e) {
     problems.push(`storage host ${r.storage}: ${message(e)}`);
     return undefined; // unknown
@@ -175,7 +224,7 @@ async function rbdView(session: Session, r: ExportRecord, problems: string[]): P
   }
 }
 
-async function hypervisorView(session: Session, r: ExportRecord, i: number, t: Pick<TargetState, 'sessions'> | null | undefined, problems: string[]): Promise<HypervisorStatus> {
+async function hypervisorView(reads: HostReads, r: ExportRecord, i: number, t: Pick<TargetState, 'sessions'> | null | undefined, problems: string[]): Promise<HypervisorStatus> {
   const part = r.hypervisors[i]!;
   const m = modeOf(r);
   const chapUser = isIscsi(r) ? r.chapUser : undefined;
@@ -183,12 +232,12 @@ async function hypervisorView(session: Session, r: ExportRecord, i: number, t: P
   const usage = (chapUser && m.chapIn === 'libvirt-secret') || !isIscsi(r) ? recordSecretUsage(r) : undefined;
   const out: HypervisorStatus = { uri: part.uri, initiator: part.initiator, running: false, defined: false, pool: 'unknown', volume: 'unknown', disk: 'unknown', session: 'unknown', secret: usage ? 'unknown' : 'n/a', settings: 'unknown' };
   try {
-    const runner = await session.runner(part.uri);
+    const runner = await reads.session.runner(part.uri);
     const virsh = new Virsh(runner, part.connect);
     const portal = isIscsi(r) ? await new Iscsiadm(runner).resolvePortal(parsePortal(r.portal)) : { host: '', port: 0 };
     const [seen, view, secret, settings] = await Promise.all([
       m.inspect(virsh, r, portal),
-      viewIfThere(virsh, r.vm),
+      reads.view(virsh, r.vm),
       usage ? virsh.secretByUsage(usage, isIscsi(r) ? 'iscsi' : 'ceph') : Promise.resolve(undefined),
       inspectSessionSettings(virsh, r, portal),
     ]);
@@ -234,9 +283,9 @@ function worst(hs: Health[]): Health {
 }
 
 /** Native rbd: the image and the disks; no target, LUN, ACL or iSCSI session. */
-async function rbdStatusOf(session: Session, r: ExportRecord, problems: string[]): Promise<{ health: ExportHealth; hvs: HypervisorStatus[]; rbd?: RbdStatus }> {
-  const img = await rbdView(session, r, problems);
-  const hvs = await Promise.all(r.hypervisors.map((_, i) => hypervisorView(session, r, i, undefined, problems)));
+async function rbdStatusOf(reads: HostReads, r: ExportRecord, problems: string[]): Promise<{ health: ExportHealth; hvs: HypervisorStatus[]; rbd?: RbdStatus }> {
+  const img = await rbdView(reads.session, r, problems);
+  const hvs = await Promise.all(r.hypervisors.map((_, i) => hypervisorView(reads, r, i, undefined, problems)));
   if (img === null) problems.push(`RBD image ${r.image} is not in its cluster any more`);
   const health: ExportHealth = {
     target: img === undefined ? 'unknown' : img === null ? 'missing' : 'ok',
@@ -253,9 +302,9 @@ async function rbdStatusOf(session: Session, r: ExportRecord, problems: string[]
   return { health, hvs, ...(img ? { rbd: img } : {}) };
 }
 
-async function statusOf(session: Session, r: ExportRecord, records: ExportStatus['records'], journal: JournalState | undefined, hostRecordDir?: string): Promise<ExportStatus> {
+async function statusOf(reads: HostReads, r: ExportRecord, records: ExportStatus['records'], journal: JournalState | undefined, hostRecordDir?: string): Promise<ExportStatus> {
   const problems: string[] = [];
-  const { health, hvs, t, rbd } = isIscsi(r) ? await iscsiStatusOf(session, r, problems) : { ...(await rbdStatusOf(session, r, problems)), t: undefined };
+  const { health, hvs, t, rbd } = isIscsi(r) ? await iscsiStatusOf(reads, r, problems) : { ...(await rbdStatusOf(reads, r, problems)), t: undefined };
   const here = hvs.find((h) => h.running) ?? hvs.find((h) => h.dev !== undefined);
   const healthy = Object.values(health).every((h) => h === 'ok' || h === 'n/a');
   const busy = journal !== undefined && stillRunning(journal);
@@ -289,10 +338,10 @@ async function statusOf(session: Session, r: ExportRecord, records: ExportStatus
   };
 }
 
-async function iscsiStatusOf(session: Session, r: IscsiExportRecord, problems: string[]): Promise<{ health: ExportHealth; hvs: HypervisorStatus[]; t: TargetState | null | undefined; rbd?: RbdStatus }> {
+async function iscsiStatusOf(reads: HostReads, r: IscsiExportRecord, problems: string[]): Promise<{ health: ExportHealth; hvs: HypervisorStatus[]; t: TargetState | null | undefined; rbd?: RbdStatus }> {
   // Through the tgt-rbd gateway: the RBD image as its cluster sees it too (its size, tgtd as its watcher).
-  const [t, img] = await Promise.all([storageView(session, r, problems), isRbdRef(r.image) ? rbdView(session, r, problems) : undefined]);
-  const hvs = await Promise.all(r.hypervisors.map((_, i) => hypervisorView(session, r, i, t, problems)));
+  const [t, img] = await Promise.all([storageView(reads, r, problems), isRbdRef(r.image) ? rbdView(reads.session, r, problems) : undefined]);
+  const hvs = await Promise.all(r.hypervisors.map((_, i) => hypervisorView(reads, r, i, t, problems)));
   const lun = t?.luns.find((l) => l.lun === r.lun);
   const missingAcl = t ? r.hypervisors.filter((h) => !t.acls.some((a) => sameIqn(a, h.initiator))) : [];
   const served = isRbdRef(r.image) ? rbdImageSpec(parseRbdRef(r.image)) : r.image;
@@ -308,7 +357,7 @@ async function iscsiStatusOf(session: Session, r: IscsiExportRecord, problems: s
     session: worst(hvs.map((h) => h.session)),
     settings: worst(hvs.map((h) => h.settings)),
   };
-  if (t === null) problems.push(await missingTarget(session, r));
+  if (t === null) problems.push(await missingTarget(reads.session, r));
   if (health.lun === 'wrong') problems.push(`LUN ${r.lun} serves ${lun!.path} (serial ${lun!.serial ?? 'none'}), not ${served} (serial ${r.serial})`);
   if (t && health.lun === 'missing') problems.push(`target ${r.target} has no LUN ${r.lun}`);
   for (const h of missingAcl) problems.push(`target ${r.target} does not allow ${h.initiator} (${h.uri})`);
@@ -374,13 +423,18 @@ export async function knownExports(session: Session, o: StatusOptions = {}): Pro
   return { exports, unreadable: [...mine.unreadable, ...theirs.unreadable, ...journals.unreadable] };
 }
 
-/** The status of one known export, each of its pieces looked at where it lives. */
-export function exportStatusOf(session: Session, x: KnownExport, hostRecordDir?: string): Promise<ExportStatus> {
-  return statusOf(session, x.record, x.records, x.journal, hostRecordDir);
+/**
+ * The status of one known export, each of its pieces looked at where it lives. `reads`:
+ * what other exports looked at in the same moment read already (default: read afresh).
+ */
+export function exportStatusOf(session: Session, x: KnownExport, hostRecordDir?: string, reads = new HostReads(session)): Promise<ExportStatus> {
+  return statusOf(reads, x.record, x.records, x.journal, hostRecordDir);
 }
 
 export async function statusReport(session: Session, o: StatusOptions = {}): Promise<StatusReport> {
   const known = await knownExports(session, o);
-  const exports = await Promise.all(known.exports.map((x) => exportStatusOf(session, x, o.hostRecordDir)));
+  const reads = new HostReads(session);
+  await reads.prefetch(known.exports.map((x) => x.record));
+  const exports = await Promise.all(known.exports.map((x) => exportStatusOf(session, x, o.hostRecordDir, reads)));
   return { statusVersion: STATUS_VERSION, exports, unreadable: known.unreadable };
 }

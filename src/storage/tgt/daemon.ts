@@ -4,6 +4,7 @@
 // session).
 import { PrerequisiteError, TimeoutError } from '../../errors.js';
 import { displayCommand, runChecked } from '../../runner/check.js';
+import { readsMayBeStale } from '../../runner/read-cache.js';
 import type { Runner } from '../../runner/types.js';
 import { notInstalledError, type Tgtadm } from './tgtadm.js';
 
@@ -102,6 +103,7 @@ export async function startTgt(tgtadm: Tgtadm, o: TgtStartOptions, wait = true):
       throw new TimeoutError(`tgtd did not answer on ${runner.host}${o.controlPort === undefined ? '' : ` control port ${o.controlPort}`} within ${timeout} ms after "${displayCommand(argv)}"`);
     }
     await new Promise((r) => setTimeout(r, 100));
+    readsMayBeStale();
   }
   return method;
 }
