@@ -56,10 +56,10 @@ test('the plot is SVG with a line for each variant of each command', () => {
     svg: { '@_xmlns': string; polyline: Array<{ '@_points': string; '@_stroke': string }>; circle: unknown[] };
   };
   assert.equal(doc.svg['@_xmlns'], 'http://www.w3.org/2000/svg');
-  // apply: virt-iscsi local and raw; status: local and ssh; destroy: local and raw.
-  assert.equal(doc.svg.polyline.length, 6);
+  // apply: virt-iscsi local and raw; status: local and ssh; no-op apply: local; destroy: local and raw.
+  assert.equal(doc.svg.polyline.length, 7);
   const points = doc.svg.polyline.map((p) => p['@_points'].split(' ').length).sort();
-  assert.deepEqual(points, [1, 1, 1, 1, 2, 3]);
+  assert.deepEqual(points, [1, 1, 1, 1, 1, 2, 3]);
   for (const p of doc.svg.polyline) for (const xy of p['@_points'].split(' ')) assert.match(xy, /^\d+(\.\d)?,\d+(\.\d)?$/);
-  assert.equal(doc.svg.circle.length, 9);
+  assert.equal(doc.svg.circle.length, 10);
 });
