@@ -29,7 +29,7 @@ PHASES+=("boot to ssh        $(took "$t")s$([ $booted = 1 ] || echo ' (reused a 
 
 t=$(now)
 # one file at a time (they share the guest); no single test may hang the run
-node --import tsx --test --test-concurrency=1 --test-timeout=600000 $(find "$LAB" -name '*.lab.ts' | sort)
+node --import tsx --test --test-concurrency=1 --test-timeout=900000 $(find "$LAB" -name '*.lab.ts' | sort)
 rc=$?
 PHASES+=("lab tests          $(took "$t")s")
 
