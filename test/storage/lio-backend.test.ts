@@ -104,7 +104,13 @@ test('plan-only: [no LIO modules here] under --dry-run the plan prints with ever
   const plan = rec.render();
   for (const s of ['rsecret123456', 'tsecret123456']) assert.ok(!plan.includes(s));
   // On targetcli's stdin, never its argv (`ps` would show it).
-  assert.ok(plan.includes(`targetcli <<'EOF'\n/iscsi/${REAL1}/tpg1/acls/${INIT} set auth userid=ruser password=******** mutual_userid=tuser mutual_password=********\nexit\nEOF`), plan);
+  // In a shell with preferences of its own where auto_save_on_exit is off: leaving it saves nothing.
+  assert.ok(
+    plan.includes(
+      `env HOME=/run/virt-iscsi/targetcli targetcli <<'EOF'\nset global auto_save_on_exit=false\n/iscsi/${REAL1}/tpg1/acls/${INIT} set auth userid=ruser password=******** mutual_userid=tuser mutual_password=********\nexit\nEOF`,
+    ),
+    plan,
+  );
   assert.ok(plan.split('\n').includes('targetcli saveconfig'));
   assert.deepEqual(state.luns.map((l) => [l.lun, l.readonly]), [[1, false], [2, true]]);
 });

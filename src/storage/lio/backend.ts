@@ -20,6 +20,9 @@ import { parseSaveconfig, SAVECONFIG_PATHS, type SavedConfig } from './saveconfi
 import { parseAclInfo, parseDynamicSessions } from './sessions.js';
 import { parseLioTree, type LioTarget, type LioTree } from './targetcli-ls.js';
 
+/** targetcli's preferences for the shells virt-iscsi runs (see runCommand). */
+const TARGETCLI_HOME = '/run/virt-iscsi/targetcli';
+
 export const CONFIGFS_ISCSI = '/sys/kernel/config/target/iscsi';
 
 export interface LioBackendOptions {
@@ -67,11 +70,18 @@ export class LioBackend implements TargetBackend {
   /**
    * A command holding a secret goes to targetcli on stdin, in its shell (the command line,
    * then `exit`), so the secret never shows in `ps`; targetcli answers 0 there whatever
-   * happened, so every command's effect is read back (verify) anyway.
+   * happened, so every command's effect is read back (verify) anyway. Leaving its shell
+   * saves the whole live configuration when the global preference auto_save_on_exit is on
+   * (its default): a target made with --no-persist, or one someone else has not saved,
+   * would land in saveconfig.json. So the shell runs with preferences of its own (HOME
+   * under /run, which the next boot empties) in which that preference is turned off
+   * first: root's own ~/.targetcli is never touched.
    */
   private async runCommand(c: LioCommand): Promise<void> {
     const opts: RunOptions = c.secrets ? { secrets: c.secrets } : {};
-    const r = c.secrets ? await this.targetcli([], { ...opts, stdin: `${c.args.join(' ')}\nexit\n` }) : await this.targetcli(c.args, opts);
+    const r = c.secrets
+      ? await this.targetcli([], { ...opts, env: { HOME: TARGETCLI_HOME }, stdin: `set global auto_save_on_exit=false\n${c.args.join(' ')}\nexit\n` })
+      : await this.targetcli(c.args, opts);
     if (r.exitCode === 0) return;
     const out = `${r.stdout}\n${r.stderr}`.trim();
     if (c.alreadyDone?.test(out)) return;
