@@ -216,7 +216,7 @@ describe('pools, login and block disks in the lab guest, through the CLI over SS
     assert.equal(bad.status, 1, bad.stdout);
     const line = bad.stderr.trim();
     assert.equal(line.split('\n').length, 1, bad.stderr);
-    assert.match(line, new RegExp(`pool-start ${CHAP_POOL}`));
+    assert.match(line, new RegExp(`pool-start --pool ${CHAP_POOL}`));
     assert.ok(!line.includes(CHAP_SECRET), 'no secret in the error');
     assert.notEqual((await lab.runner.run(['virsh', 'pool-info', CHAP_POOL])).exitCode, 0, 'the pool was rolled back');
     assert.deepEqual(await secretLines(), [], 'the secret was rolled back');
