@@ -70,6 +70,9 @@ export async function startGuestEnv(prefix: string): Promise<GuestEnv> {
           spawnSync('virsh', ['-c', LIBVIRT_URI, 'pool-undefine', name], { stdio: 'ignore' });
         }
       }
+      for (const line of virsh(['secret-list']).split('\n')) {
+        if (line.includes(id)) spawnSync('virsh', ['-c', LIBVIRT_URI, 'secret-undefine', line.trim().split(/\s+/)[0]!], { stdio: 'ignore' });
+      }
     });
     const guest = await startGuest({ name: prefix });
     cleanup(() => guest.destroy());
