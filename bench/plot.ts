@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readResults, root } from './common.js';
-import type { Op, ScaleResults, ScaleRow, Variant } from './scale.js';
+import type { Op, ScaleResults, ScaleRow, Variant } from './scale-results.js';
 
 const PANELS: ReadonlyArray<{ op: Op; title: string }> = [
   { op: 'apply', title: 'apply -f (raw: export N)' },

@@ -39,6 +39,7 @@ import { cleanupStack } from '../test/helpers/cleanups.js';
 import { devName } from '../src/hypervisor/placement.js';
 import { domainDisks, machine, median, mergeResults, pad, readResults, root, timed, virsh, type RunOut } from './common.js';
 import { writeScaleSvg } from './plot.js';
+import { OPS, type Op, type Sample, type ScaleGoal, type ScaleResults, type ScaleRow, type Variant } from './scale-results.js';
 
 const NS = (process.env.BENCH_N ?? '1,10,50').split(',').map((s) => {
   const n = Number(s.trim());
@@ -56,40 +57,7 @@ const IMAGE_MIB = 4;
 const DISKS_PER_CONTROLLER = 7;
 const CMD_TIMEOUT_MS = 3_600_000;
 
-export type Variant = 'virt-iscsi, local' | 'raw script, local' | 'virt-iscsi, ssh';
-export type Op = 'apply' | 'status' | 'reapply' | 'destroy';
-export const OPS: readonly Op[] = ['apply', 'status', 'reapply', 'destroy'];
-
-export interface ScaleRow {
-  n: number;
-  variant: Variant;
-  op: Op;
-  /** Median wall time. */
-  ms: number;
-  runsMs: number[];
-  /** Peak RSS (median over the runs), apply only. */
-  rssMiB?: number;
-  /** (T(N) - T(M)) / (N - M), ms per export. */
-  marginalMs?: number;
-}
-
-export interface ScaleGoal {
-  what: string;
-  goal: string;
-  value: string;
-  met: boolean | 'not measured';
-}
-
-export interface ScaleResults {
-  date: string;
-  machine: ReturnType<typeof machine>;
-  vms: number;
-  imageMiB: number;
-  /** The mode apply chose (status --json), e.g. direct. */
-  mode?: string;
-  rows: ScaleRow[];
-  goals: ScaleGoal[];
-}
+export { OPS, type Op, type Sample, type ScaleGoal, type ScaleResults, type ScaleRow, type Variant } from './scale-results.js';
 
 interface Export {
   name: string;
@@ -97,13 +65,6 @@ interface Export {
   vm: string;
 }
 
-export interface Sample {
-  n: number;
-  variant: Variant;
-  op: Op;
-  ms: number;
-  rssKb?: number;
-}
 
 const yamlString = (s: string): string => JSON.stringify(s);
 

@@ -15,16 +15,8 @@ cd "$(dirname "$0")/.."
 VM=${DEMO_VM:-virt-iscsi-demo}
 PREFIX=${DEMO_PREFIX:-demo}
 LIBVIRT=qemu:///system
-virt_iscsi=(node bin/virt-iscsi.js)
-
-say() { printf '\n==> %s\n' "$*"; }
-# Shows the command, then runs it.
-run() {
-  printf '    $ %s\n' "$*"
-  "$@"
-}
-virt-iscsi() { run "${virt_iscsi[@]}" "$@"; }
-virsh() { command virsh -c "$LIBVIRT" "$@"; }
+# shellcheck source=scripts/demo-lib.sh
+. scripts/demo-lib.sh
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run it as root (it starts daemons and defines a VM)" >&2; exit 1; }
 [ -f dist/cli/main.js ] || { echo "demo: build first: make build (make demo does it)" >&2; exit 1; }
@@ -79,19 +71,11 @@ cleanup() {
   for name in "$cd_name" "$data_name"; do
     "${virt_iscsi[@]}" unexport "$name" "${record_flags[@]}" >/dev/null 2>&1 || echo "    (unexport $name failed; see: ${virt_iscsi[*]} status)"
   done
-  if virsh dominfo "$VM" >/dev/null 2>&1; then
-    virsh destroy "$VM" >/dev/null 2>&1
-    virsh undefine "$VM" >/dev/null
-    echo "    removed domain $VM"
-  fi
+  remove_vm "$VM"
   rm -rf "$work"
   for d in "${made_dirs[@]}"; do rmdir "$d" 2>/dev/null; done
   stop_tgtd
-  for pid in "${started_pids[@]}"; do
-    echo "    stop pid $pid (the demo started it)"
-    kill "$pid" 2>/dev/null
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  done
+  stop_started
   if [ "$rc" -eq 0 ]; then say "done: the host is as the demo found it"; else say "the demo failed (exit $rc); what it made was taken away"; fi
   exit "$rc"
 }
@@ -99,21 +83,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- daemons ------------------------------------------------------------------------------
-if ! virsh version >/dev/null 2>&1; then
-  say "libvirtd is not answering: start virtlogd and libvirtd (stopped again at the end)"
-  pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-  if ! pid_alive /run/virtlogd.pid; then
-    run virtlogd -d
-    for _ in $(seq 100); do pid_alive /run/virtlogd.pid && break; sleep 0.1; done
-    started_pids+=("$(cat /run/virtlogd.pid)")
-  fi
-  run libvirtd -d
-  for _ in $(seq 300); do virsh version >/dev/null 2>&1 && break; sleep 0.1; done
-  virsh version >/dev/null
-  started_pids=("$(cat /run/libvirtd.pid)" "${started_pids[@]}")
-else
-  say "libvirtd is running: use it"
-fi
+ensure_libvirtd
 if [ "$tgt_was_running" = 1 ]; then
   say "tgtd is running: the demo's targets go beside the ones it has"
 else

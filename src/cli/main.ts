@@ -5,7 +5,8 @@ import { renderError } from './render-error.js';
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
-type Register = (program: Command) => void;
+/** Adds a group's commands; `whole` builds the program with every group (what `completion` describes). */
+type Register = (program: Command, whole: () => Promise<Command>) => void;
 
 // Each command group's module, in help order, with the top-level commands it registers.
 // Only the one a run names is loaded (every module loaded costs each run about 50 ms).
@@ -35,7 +36,7 @@ export async function buildProgram(command?: string): Promise<Command> {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const one = GROUPS.find((g) => command !== undefined && g.names.includes(command));
-  for (const register of await Promise.all((one ? [one] : GROUPS).map((g) => g.load()))) register(program);
+  for (const register of await Promise.all((one ? [one] : GROUPS).map((g) => g.load()))) register(program, () => buildProgram());
   // Subcommands inherit exitOverride so usage errors come back as CommanderError.
   const inherit = (cmd: Command): void => {
     for (const sub of cmd.commands) {

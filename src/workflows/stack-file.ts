@@ -24,12 +24,12 @@
 import { dirname, isAbsolute, posix, resolve as resolvePath } from 'node:path';
 import { ValidationError } from '../errors.js';
 import { DEFAULT_LIBVIRT_URI } from '../hypervisor/virsh.js';
-import type { BackendName } from '../storage/backends.js';
 import { readBoundedFile, readSecretFile } from '../util/local-file.js';
 import { at, readYamlTree, type Pos, type TreeEntry, type TreeNode } from '../util/yaml-tree.js';
 import type { PoolType } from '../xml/pool.js';
 import { defaultExportName, EXPORT_NAME, looksLikeIso } from './names.js';
-import type { ExportMode } from './records.js';
+import type { StackExportSettings } from './stack-keys.js';
+export type { StackExportSettings };
 import {
   EXCLUSIVE_KEYS,
   EXPORT_KEYS,
@@ -53,40 +53,6 @@ export const MAX_STACK_FILE_BYTES = 4 * 1024 * 1024;
 /** Collections inside collections; a stack file needs 4. */
 export const MAX_STACK_DEPTH = 32;
 
-/** What one declared export asks for; undefined: export's own default (or the earlier run's choice). */
-export interface StackExportSettings {
-  /** A path on the storage host, or rbd:POOL/IMAGE (not a path: never resolved). */
-  image: string;
-  vm: string;
-  name: string;
-  storage: string;
-  /** The first of `hypervisors`, for code that knows one. */
-  hypervisor: string;
-  /** Every hypervisor the VM may run on: `hypervisors`, or `[hypervisor]`; at least one. */
-  hypervisors: string[];
-  connect: string;
-  /** HOST:PORT (normalised) when `portal` is given. */
-  portal?: string;
-  /** HOST:PORT of each path when `portals` is given (multipath). */
-  portals?: string[];
-  minPaths?: number;
-  /** One of STACK_MODES (export's modes). */
-  mode?: ExportMode;
-  cdrom: boolean;
-  readonly: boolean;
-  chap: boolean;
-  persist: boolean;
-  backend?: BackendName;
-  controlPort?: number;
-  confDir?: string;
-  hostRecordDir?: string;
-  /** open-iscsi session recovery, seconds. */
-  replacementTimeout?: number;
-  noopOutInterval?: number;
-  noopOutTimeout?: number;
-  cephConf?: string;
-  cephId?: string;
-}
 
 export interface StackExport {
   /** "exports[2] (web1-data)": where it is in the file, for messages. */

@@ -7,12 +7,46 @@ import { checkIscsiName } from '../names/iscsi-name.js';
 import { checkLibvirtUri, LIBVIRT_URI } from '../names/libvirt-uri.js';
 import { formatPortal, parsePortal } from '../names/portal.js';
 import { parseHostUri } from '../runner/host-uri.js';
-import { BACKEND_NAMES } from '../storage/backends.js';
+import { BACKEND_NAMES, type BackendName } from '../storage/backends.js';
 import type { Pos, TreeNode } from '../util/yaml-tree.js';
-import type { StackExportSettings } from './stack-file.js';
 import { POOL_TYPE_NAMES } from '../xml/pool.js';
 import { EXPORT_NAME } from './names.js';
-import { EXPORT_MODES } from './records.js';
+
+/** What one declared export asks for; undefined: export's own default (or the earlier run's choice). */
+export interface StackExportSettings {
+  /** A path on the storage host, or rbd:POOL/IMAGE (not a path: never resolved). */
+  image: string;
+  vm: string;
+  name: string;
+  storage: string;
+  /** The first of `hypervisors`, for code that knows one. */
+  hypervisor: string;
+  /** Every hypervisor the VM may run on: `hypervisors`, or `[hypervisor]`; at least one. */
+  hypervisors: string[];
+  connect: string;
+  /** HOST:PORT (normalised) when `portal` is given. */
+  portal?: string;
+  /** HOST:PORT of each path when `portals` is given (multipath). */
+  portals?: string[];
+  minPaths?: number;
+  /** One of STACK_MODES (export's modes). */
+  mode?: ExportMode;
+  cdrom: boolean;
+  readonly: boolean;
+  chap: boolean;
+  persist: boolean;
+  backend?: BackendName;
+  controlPort?: number;
+  confDir?: string;
+  hostRecordDir?: string;
+  /** open-iscsi session recovery, seconds. */
+  replacementTimeout?: number;
+  noopOutInterval?: number;
+  noopOutTimeout?: number;
+  cephConf?: string;
+  cephId?: string;
+}
+import { EXPORT_MODES, type ExportMode } from './records.js';
 
 /** Every way an export can reach its VM: export's own modes, in their order. */
 export const STACK_MODES = EXPORT_MODES;

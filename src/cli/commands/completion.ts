@@ -3,14 +3,13 @@
 import { Argument, type Command } from 'commander';
 import { COMPLETION_SHELLS, completionScript, type CompletionShell } from '../completion.js';
 
-export function registerCompletion(program: Command): void {
+export function registerCompletion(program: Command, whole: () => Promise<Command>): void {
   program
     .command('completion')
     .description('print a shell completion script: source <(virt-iscsi completion bash)')
     .addArgument(new Argument('<shell>', 'the shell').choices(COMPLETION_SHELLS))
     .action(async (shell: CompletionShell) => {
       // Every command group, not only this one: the script completes all of them.
-      const { buildProgram } = await import('../main.js');
-      process.stdout.write(completionScript(await buildProgram(), shell));
+      process.stdout.write(completionScript(await whole(), shell));
     });
 }
