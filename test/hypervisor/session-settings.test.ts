@@ -11,9 +11,10 @@ import { nodeSettings, sessionSettingsDrift, sessionSettingsSteps, SINGLE_PATH_S
 import { Iscsiadm } from '../../src/hypervisor/iscsiadm.js';
 import { runPlan } from '../../src/plan/plan.js';
 import { MODES } from '../../src/workflows/modes.js';
-import { parseRecord, renderRecord, type ExportRecord } from '../../src/workflows/records.js';
+import { parseRecord, renderRecord } from '../../src/workflows/records.js';
 import { sessionSettingsFor } from '../../src/workflows/resolve.js';
 import { fixture, ReplayRunner } from '../storage/lio-replay-runner.js';
+import { sampleRecord } from '../helpers/records.js';
 
 const T = 'iqn.2024-01.test.lab:disk1';
 const P = { host: '127.0.0.1', port: 3260 };
@@ -56,27 +57,7 @@ test('the modes whose host logs in get single-path defaults (120, 5, 5); the oth
 });
 
 test('records hold the settings and read them back checked; a bad value is refused naming the file', () => {
-  const r: ExportRecord = {
-    version: 2,
-    name: 'data',
-    image: '/srv/data.img',
-    sizeBytes: 1048576,
-    cdrom: false,
-    readonly: false,
-    storage: 'local',
-    backend: 'tgt',
-    backendOptions: {},
-    target: 'iqn.2024-01.test:data',
-    lun: 1,
-    serial: 'VI0000000001',
-    portal: '127.0.0.1:3260',
-    vm: 'web1',
-    persist: true,
-    hypervisors: [{ uri: 'local', connect: 'qemu:///system', initiator: 'iqn.2024-01.test:host' }],
-    session: { replacementTimeout: 30, noopOutInterval: 10, noopOutTimeout: 15 },
-    createdAt: '2026-01-01T00:00:00.000Z',
-    mode: 'block',
-  };
+  const r = sampleRecord({ session: { replacementTimeout: 30, noopOutInterval: 10, noopOutTimeout: 15 }, mode: 'block' });
   assert.deepEqual(parseRecord('/r/data.json', renderRecord(r)), r);
   const bad = (session: unknown): string => JSON.stringify({ ...r, session });
   assert.throws(() => parseRecord('/r/data.json', bad({ replacementTimeout: -1, noopOutInterval: 5, noopOutTimeout: 5 })), /^ValidationError: export record \/r\/data\.json has a bad session: --replacement-timeout -1 is not a whole number/);

@@ -28,6 +28,7 @@ import { parseDomain, parseMarks } from '../../src/xml/domain.js';
 import { parsePool } from '../../src/xml/pool.js';
 import { parseSecret } from '../../src/xml/secret.js';
 import { fixture, params, returnsOrTyped, SEED, toolOutput } from './fuzz.js';
+import { sampleRecord } from '../helpers/records.js';
 
 const dir = (d: string, re = /./): string[] =>
   readdirSync(fileURLToPath(new URL(`../fixtures/${d}`, import.meta.url)))
@@ -46,27 +47,7 @@ const xmlOut = dir('xml/out');
 const virshFixtures = dir('virsh', /\.txt$/);
 
 /** An export record as export writes it (the journal's first line carries one). */
-const JOURNAL_RECORD = {
-  version: 2,
-  name: 'data',
-  image: '/srv/data.img',
-  sizeBytes: 1048576,
-  cdrom: false,
-  readonly: false,
-  storage: 'local',
-  backend: 'tgt',
-  backendOptions: {},
-  target: 'iqn.2024-01.test:data',
-  lun: 1,
-  serial: 'VI0000000001',
-  portal: '127.0.0.1:3260',
-  vm: 'web1',
-  persist: true,
-  hypervisors: [{ uri: 'local', connect: 'qemu:///system', initiator: 'iqn.2024-01.test:host' }],
-  session: { replacementTimeout: 120, noopOutInterval: 5, noopOutTimeout: 5 },
-  createdAt: '2026-01-01T00:00:00.000Z',
-  mode: 'block',
-};
+const JOURNAL_RECORD = sampleRecord({ session: { replacementTimeout: 120, noopOutInterval: 5, noopOutTimeout: 5 }, mode: 'block' });
 
 const CASES: Case[] = [
   { name: 'tgtadm show targets', samples: dir('tgt', /^show-(many|empty)/), parse: parseTgtShowTargets },

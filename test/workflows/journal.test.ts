@@ -3,27 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseJournal } from '../../src/workflows/journal.js';
+import { sampleRecord } from '../helpers/records.js';
 
-const record = {
-  version: 2,
-  name: 'data',
-  image: '/srv/data.img',
-  sizeBytes: 1048576,
-  cdrom: false,
-  readonly: false,
-  storage: 'local',
-  backend: 'tgt',
-  backendOptions: {},
-  target: 'iqn.2024-01.test:data',
-  lun: 1,
-  serial: 'VI0000000001',
-  portal: '127.0.0.1:3260',
-  vm: 'web1',
-  persist: true,
-  hypervisors: [{ uri: 'local', connect: 'qemu:///system', initiator: 'iqn.2024-01.test:host' }],
-  createdAt: '2026-01-01T00:00:00.000Z',
-  mode: 'network',
-};
+const record = sampleRecord();
 const lines = (...entries: object[]): string => entries.map((e) => `${JSON.stringify(e)}\n`).join('');
 const at = '2026-01-01T00:00:00.000Z';
 
