@@ -9,34 +9,19 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDisk, type DiskDef } from '../../src/xml/disk.js';
 import { cleanupStack } from './cleanups.js';
 import { ensureLibvirtd } from './libvirt.js';
-import { checkPattern, expectedGen, guestDomainXml, guestImage, startGuest, virshAsync, type Guest, type WriterResult } from './linux-guest.js';
+import { checkPattern, expectedGen, guestDomainXml, guestImage, startGuest, readHostBlocks, virshAsync, type Guest } from './linux-guest.js';
 import { startTgtd, type Tgtd } from './tgtd.js';
 import { virtXmlValidate } from './xml-validate.js';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The first line of each writer block, read from the image file on the host. */
-function readHostBlocks(file: string, w: WriterResult): (b: number) => string {
-  const fd = openSync(file, 'r');
-  const lines = new Map<number, string>();
-  try {
-    const buf = Buffer.alloc(64);
-    for (let b = w.firstBlock; b < w.firstBlock + w.blocks; b++) {
-      const n = readSync(fd, buf, 0, 64, b * w.blockSize);
-      lines.set(b, buf.subarray(0, n).toString('latin1').split('\n')[0]!);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return (b) => lines.get(b) ?? '';
-}
 
 test('checkPattern finds a wrong generation, a wrong block number and a block never written', () => {
   const w = { firstBlock: 10, blocks: 4, blocksWritten: 6, errors: [] as string[] };

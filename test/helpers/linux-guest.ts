@@ -11,7 +11,7 @@
 //   await g.destroy();
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -588,4 +588,20 @@ export async function startGuest(opts: StartGuestOptions): Promise<Guest> {
     },
     destroy,
   };
+}
+
+/** The first line of each writer block, read from the image file on the host. */
+export function readHostBlocks(file: string, w: WriterResult): (b: number) => string {
+  const fd = openSync(file, 'r');
+  const lines = new Map<number, string>();
+  try {
+    const buf = Buffer.alloc(64);
+    for (let b = w.firstBlock; b < w.firstBlock + w.blocks; b++) {
+      const n = readSync(fd, buf, 0, 64, b * w.blockSize);
+      lines.set(b, buf.subarray(0, n).toString('latin1').split('\n')[0]!);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return (b) => lines.get(b) ?? '';
 }

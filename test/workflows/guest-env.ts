@@ -4,7 +4,7 @@
 // XDG_STATE_HOME the CLI is given too), and the CLI run as a user runs it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Session } from '../../src/cli/session.js';
@@ -14,7 +14,8 @@ import { statusReport, type ExportStatus } from '../../src/workflows/status.js';
 import { cleanupStack } from '../helpers/cleanups.js';
 import { cliWith, type CliResult } from '../helpers/cli.js';
 import { ensureLibvirtd, LIBVIRT_URI, type LibvirtdStop } from '../helpers/libvirt.js';
-import { startGuest, type Guest, type WriterResult } from '../helpers/linux-guest.js';
+import { startGuest, type Guest } from '../helpers/linux-guest.js';
+export { readHostBlocks } from '../helpers/linux-guest.js';
 import { startTgtd, type Tgtd } from '../helpers/tgtd.js';
 
 export const MiB = 1024 * 1024;
@@ -122,21 +123,6 @@ export async function startGuestEnv(prefix: string): Promise<GuestEnv> {
   }
 }
 
-/** The first line of each writer block, read from the image file on the host. */
-export function readHostBlocks(file: string, w: WriterResult): (b: number) => string {
-  const fd = openSync(file, 'r');
-  const lines = new Map<number, string>();
-  try {
-    const buf = Buffer.alloc(64);
-    for (let b = w.firstBlock; b < w.firstBlock + w.blocks; b++) {
-      const n = readSync(fd, buf, 0, 64, b * w.blockSize);
-      lines.set(b, buf.subarray(0, n).toString('latin1').split('\n')[0]!);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return (b) => lines.get(b) ?? '';
-}
 
 /** Polls until `f` is true (or throws with what it waited for). */
 export async function until(what: string, f: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<number> {
