@@ -6,70 +6,20 @@
 // open-iscsi 2.1.8's initiatorname, node list and session tree from the lab guest).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Session } from '../../src/cli/session.js';
-import { RecordingRunner, renderSteps } from '../../src/runner/recording.js';
-import type { RunOptions, RunResult, Runner } from '../../src/runner/types.js';
+import { renderSteps } from '../../src/runner/recording.js';
+import type { RunResult } from '../../src/runner/types.js';
 import { exportImage } from '../../src/workflows/export.js';
 import { renderRecord, type ExportRecord, recordPool, recordSecretUsage, asIscsi } from '../../src/workflows/records.js';
 import type { ExportOptions } from '../../src/workflows/types.js';
 import { unexportImage } from '../../src/workflows/unexport.js';
 import { virtXmlValidate, wrapInDomain } from '../helpers/xml-validate.js';
+import { DOMAIN, fixture, HV, PlanSession } from './replay.js';
 
-const HV = 'ssh://root@kvm1.test';
-const fixture = (path: string): string => readFileSync(new URL(`../fixtures/${path}`, import.meta.url), 'utf8');
-const DOMAIN = 'vit-fcap-dom';
 const HOST_INITIATOR = 'iqn.1993-08.org.debian:01:de888379e257';
 const NO_RECORDS: Partial<RunResult> = { exitCode: 21, stderr: 'iscsiadm: No records found\n' };
-
-/** The hypervisor's read-only answers; a query nobody expected fails the test. */
-class Hypervisor implements Runner {
-  readonly host = HV;
-  readonly asked: string[] = [];
-  constructor(private readonly answers: Array<[prefix: string, result: Partial<RunResult>]>) {}
-  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    const line = argv.join(' ');
-    this.asked.push(line);
-    if (!options.query) throw new Error(`a dry run ran a change on the hypervisor: ${line}`);
-    const a = this.answers.find(([prefix]) => line.startsWith(prefix));
-    if (!a) throw new Error(`the plan asked the hypervisor something nobody expected: ${line}`);
-    return { stdout: '', stderr: '', exitCode: 0, ...a[1] };
-  }
-  async readFile(path: string): Promise<string | undefined> {
-    return path === '/etc/iscsi/initiatorname.iscsi' ? fixture('iscsiadm/initiatorname.iscsi') : undefined;
-  }
-  async writeFile(): Promise<void> {
-    throw new Error('a dry run writes no file');
-  }
-  async removeFile(): Promise<void> {
-    throw new Error('a dry run removes no file');
-  }
-  async close(): Promise<void> {}
-}
-
-const virshAnswers: Array<[string, Partial<RunResult>]> = [
-  [`virsh -c qemu:///system dumpxml --inactive --domain ${DOMAIN}`, { stdout: fixture('virsh/dumpxml-inactive.xml') }],
-  [`virsh -c qemu:///system dumpxml --domain ${DOMAIN}`, { stdout: fixture('virsh/dumpxml-running.xml') }],
-  [`virsh -c qemu:///system dominfo --domain ${DOMAIN}`, { stdout: fixture('virsh/dominfo-running.txt') }],
-  ['virsh -c qemu:///system pool-list --all --details', { stdout: fixture('virsh/pool-list-details.txt') }],
-  ['iscsiadm --version', { stdout: 'iscsiadm version 2.1.8\n' }],
-  ['test -d /sys/module/iscsi_tcp', { exitCode: 0 }],
-  ['hostname -f', { stdout: 'kvm1.example.com\n' }],
-];
-
-/** A dry-run Session whose hypervisor is the replaying host above. */
-class PlanSession extends Session {
-  readonly hv: Hypervisor;
-  constructor(answers: Array<[string, Partial<RunResult>]>) {
-    super({ dryRun: true });
-    this.hv = new Hypervisor([...answers, ...virshAnswers]);
-  }
-  override runner(uri = 'local'): Promise<Runner> {
-    return uri === HV ? Promise.resolve(new RecordingRunner(this.hv, this.recorded, HV)) : super.runner(uri);
-  }
-}
 
 function unusedControlPort(): number {
   for (;;) {

@@ -7,78 +7,33 @@
 // before the plan starts, and the CLI refuses the ones it can tell alone with --dry-run --json.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Session } from '../../src/cli/session.js';
 import { planRecorder } from '../../src/cli/plan-document.js';
-import { RecordingRunner, renderSteps } from '../../src/runner/recording.js';
-import type { RunOptions, RunResult, Runner } from '../../src/runner/types.js';
+import { renderSteps } from '../../src/runner/recording.js';
+import type { RunResult } from '../../src/runner/types.js';
 import { lunScsiId, lunWwid } from '../../src/storage/wwid.js';
 import { exportImage } from '../../src/workflows/export.js';
 import { renderRecord, parseRecord, type ExportRecord } from '../../src/workflows/records.js';
 import type { ExportOptions } from '../../src/workflows/types.js';
 import { unexportImage } from '../../src/workflows/unexport.js';
 import { cli } from '../helpers/cli.js';
+import { DOMAIN, fixture, HOST_ANSWERS, HV, PlanSession, type Answers } from './replay.js';
 
-const HV = 'ssh://root@kvm1.test';
-const fixture = (path: string): string => readFileSync(new URL(`../fixtures/${path}`, import.meta.url), 'utf8');
-const DOMAIN = 'vit-fcap-dom';
 const NO_RECORDS: Partial<RunResult> = { exitCode: 21, stderr: 'iscsiadm: No records found\n' };
 const NO_SESSIONS: Partial<RunResult> = { exitCode: 21, stderr: 'iscsiadm: No active sessions.\n' };
 const P1 = '127.0.0.1:3260';
 const P2 = '127.0.0.2:3260';
 
-/** The hypervisor's read-only answers; a query nobody expected fails the test. */
-class Hypervisor implements Runner {
-  readonly host = HV;
-  constructor(
-    private readonly answers: Array<[prefix: string, result: Partial<RunResult>]>,
-    private readonly files: Record<string, string> = {},
-  ) {}
-  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    const line = argv.join(' ');
-    if (!options.query) throw new Error(`a dry run ran a change on the hypervisor: ${line}`);
-    const a = this.answers.find(([prefix]) => line.startsWith(prefix));
-    if (!a) throw new Error(`the plan asked the hypervisor something nobody expected: ${line}`);
-    return { stdout: '', stderr: '', exitCode: 0, ...a[1] };
-  }
-  async readFile(path: string): Promise<string | undefined> {
-    return path === '/etc/iscsi/initiatorname.iscsi' ? fixture('iscsiadm/initiatorname.iscsi') : this.files[path];
-  }
-  async writeFile(): Promise<void> {
-    throw new Error('a dry run writes no file');
-  }
-  async removeFile(): Promise<void> {
-    throw new Error('a dry run removes no file');
-  }
-  async close(): Promise<void> {}
-}
-
-const baseAnswers: Array<[string, Partial<RunResult>]> = [
-  [`virsh -c qemu:///system dumpxml --inactive --domain ${DOMAIN}`, { stdout: fixture('virsh/dumpxml-inactive.xml') }],
-  [`virsh -c qemu:///system dumpxml --domain ${DOMAIN}`, { stdout: fixture('virsh/dumpxml-running.xml') }],
-  [`virsh -c qemu:///system dominfo --domain ${DOMAIN}`, { stdout: fixture('virsh/dominfo-running.txt') }],
-  ['virsh -c qemu:///system pool-list --all --details', { stdout: fixture('virsh/pool-list-details.txt') }],
-  ['iscsiadm --version', { stdout: 'iscsiadm version 2.1.8\n' }],
-  ['test -d /sys/module/iscsi_tcp', { exitCode: 0 }],
-  ['hostname -f', { stdout: 'kvm1.example.com\n' }],
+/** Besides every plan's: no node record, no session, multipathd not running. */
+const MULTIPATH_BASE: Answers = [
+  ...HOST_ANSWERS,
   ['iscsiadm --mode node', NO_RECORDS],
   ['iscsiadm --mode session -P 3', NO_SESSIONS],
   ['systemctl is-active --quiet multipathd', { exitCode: 3 }],
 ];
-
-class PlanSession extends Session {
-  constructor(
-    private readonly answers: Array<[string, Partial<RunResult>]>,
-    private readonly files: Record<string, string> = {},
-  ) {
-    super({ dryRun: true });
-  }
-  override runner(uri = 'local'): Promise<Runner> {
-    return uri === HV ? Promise.resolve(new RecordingRunner(new Hypervisor([...this.answers, ...baseAnswers], this.files), this.recorded, HV)) : super.runner(uri);
-  }
-}
+const planSession = (answers: Answers, files: Record<string, string> = {}): PlanSession => new PlanSession(answers, files, MULTIPATH_BASE);
 
 function unusedControlPort(): number {
   for (;;) {
@@ -119,7 +74,7 @@ test('plan-only: [no iscsi_tcp or dm-multipath here] mode multipath, planned who
   const withMultipath: Array<[string, Partial<RunResult>]> = [['multipath -h', { exitCode: 0, stdout: 'multipath-tools v0.9.4 (12/19, 2022)\n' }]];
 
   await t.test('two portals choose multipath: a login per portal (replacement_timeout 5 first), drop-in, wwids, map, the map attached as a block disk', async () => {
-    const s = new PlanSession(withMultipath);
+    const s = planSession(withMultipath);
     const rec = planRecorder(s.recorded);
     const r = await exportImage(s, options({ onEvent: rec.event }));
     const plan = renderSteps(s.recorded);
@@ -167,7 +122,7 @@ test('plan-only: [no iscsi_tcp or dm-multipath here] mode multipath, planned who
   });
 
   await t.test('--min-paths 1 and --replacement-timeout 10: kept in the record and on each node record', async () => {
-    const s = new PlanSession(withMultipath);
+    const s = planSession(withMultipath);
     const r = await exportImage(s, options({ minPaths: 1, replacementTimeout: 10, mode: 'multipath' }));
     const x = r.record as Extract<ExportRecord, { mode: 'multipath' }>;
     assert.deepEqual([x.minPaths, x.session?.replacementTimeout], [1, 10]);
@@ -176,7 +131,7 @@ test('plan-only: [no iscsi_tcp or dm-multipath here] mode multipath, planned who
   });
 
   const refused = async (extra: Partial<ExportOptions>, message: RegExp, answers = withMultipath): Promise<void> => {
-    const s = new PlanSession(answers);
+    const s = planSession(answers);
     let planned = false;
     await assert.rejects(exportImage(s, options({ ...extra, onPlan: () => void (planned = true) })), (e: Error) => {
       assert.match(e.message, message);
@@ -232,7 +187,7 @@ test('plan-only: [no iscsi_tcp or dm-multipath here] mode multipath, planned who
     };
     writeFileSync(join(stateDir, 'fixture-mp.json'), renderRecord(record));
     const ll = fixture('lab/multipath/mp-multipath-ll.txt').replaceAll('360000000f1c7a0e5b2d94c38a6e1d0b7', record.wwid);
-    const s = new PlanSession(
+    const s = planSession(
       [
         [`multipath -ll ${record.wwid}`, { stdout: ll }],
         ['iscsiadm --mode session -P 3', { stdout: fixture('lab/multipath/mp-session-p3-two-portals.txt') }],
