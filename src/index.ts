@@ -39,7 +39,7 @@ export { Session, type SessionOptions } from './runner/session.js';
  * Running it again with the same options changes nothing.
  */
 export { exportImage, undoCommand, type ExportResult } from './workflows/export.js';
-export type { ExportOptions, RecordDirs, WorkflowStep } from './workflows/types.js';
+export type { ExportOptions, RecordDirs, RunControl, WorkflowStep } from './workflows/types.js';
 
 /** Takes an export apart: every piece its records (or a crashed run's journal) name, last made first. */
 export { unexportImage, unexportImage as unexport, PartialUnexportError, type UnexportOptions, type UnexportResult } from './workflows/unexport.js';

@@ -8,7 +8,7 @@ import { Iscsiadm } from '../hypervisor/iscsiadm.js';
 import { Virsh } from '../hypervisor/virsh.js';
 import { parseHostUri } from '../runner/host-uri.js';
 import { parsePortal } from '../names/portal.js';
-import { runPlan, type PlanEvent } from '../plan/plan.js';
+import { runPlan } from '../plan/plan.js';
 import type { Session } from '../runner/session.js';
 import { createBackend } from '../storage/backends.js';
 import { exportImage, markOf, type ExportResult } from './export.js';
@@ -17,15 +17,12 @@ import { checkExportName } from './names.js';
 import { viewIfThere } from './probe.js';
 import { DEFAULT_HOST_RECORD_DIR, isIscsi, localStateDir, readRecord, recordPath, writeRecord, type ExportRecord } from './records.js';
 import { gatherTeardown, hypervisorTeardown, type TeardownContext } from './teardown.js';
-import type { ExportOptions, RecordDirs, WorkflowStep } from './types.js';
+import type { ExportOptions, RecordDirs, RunControl, WorkflowStep } from './types.js';
 
-export interface MembershipOptions extends RecordDirs {
+export interface MembershipOptions extends RecordDirs, RunControl {
   name: string;
   /** Where to look for the storage host's record when this machine has none. */
   storage?: string;
-  signal?: AbortSignal;
-  onPlan?: (steps: readonly WorkflowStep[]) => void;
-  onEvent?: (e: PlanEvent) => void;
   setLeftHint?: ExportOptions['setLeftHint'];
 }
 

@@ -17,7 +17,7 @@ import { loginSteps } from '../hypervisor/login.js';
 import { sameIqn } from '../names/iscsi-name.js';
 import { parsePortal, samePortal } from '../names/portal.js';
 import { checkAbsolutePath } from '../names/values.js';
-import { runPlan, sleep, type PlanEvent } from '../plan/plan.js';
+import { runPlan, sleep } from '../plan/plan.js';
 import type { Session } from '../runner/session.js';
 import { exportSteps, missingSecret, targetSpec, withHooks } from './export.js';
 import { Journal, stillRunning } from './journal.js';
@@ -27,12 +27,12 @@ import { gatherHostFacts, imageServing, lunPath, type HostFacts, type ResolvedEx
 import { CephError } from '../storage/rbd/rbd.js';
 import { isRbdRef, parseRbdRef } from '../storage/rbd/ref.js';
 import { exportStatusOf, knownExports, type ExportStatus, type KnownExport, type StatusOptions } from './status.js';
-import type { WorkflowHooks, WorkflowStep } from './types.js';
+import type { RunControl, WorkflowHooks, WorkflowStep } from './types.js';
 
 /** The version of the JSON document `repair --json` prints: fields may be added, never renamed. */
 export const REPAIR_VERSION = 1;
 
-export interface RepairOptions extends StatusOptions {
+export interface RepairOptions extends StatusOptions, RunControl {
   /** How long to wait for another run's lock on the storage host; default 60 s. */
   lockTimeoutMs?: number;
   /** How long to wait for LUNs and devices to appear; default 30 s. */
@@ -43,8 +43,6 @@ export interface RepairOptions extends StatusOptions {
   signal?: AbortSignal;
   /** Told before each export's plan runs. */
   onExport?: (name: string) => void;
-  onPlan?: (steps: readonly WorkflowStep[]) => void;
-  onEvent?: (e: PlanEvent) => void;
   hooks?: WorkflowHooks;
 }
 

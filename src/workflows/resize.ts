@@ -23,7 +23,7 @@ import { Virsh } from '../hypervisor/virsh.js';
 import type { DomainView } from '../hypervisor/placement.js';
 import { parsePortal, type Portal } from '../names/portal.js';
 import { checkAbsolutePath } from '../names/values.js';
-import { runPlan, type PlanEvent } from '../plan/plan.js';
+import { runPlan } from '../plan/plan.js';
 import { runChecked } from '../runner/check.js';
 import { parseHostUri } from '../runner/host-uri.js';
 import { quoteArgv } from '../runner/quote.js';
@@ -41,9 +41,9 @@ import { modeOf } from './modes.js';
 import { checkExportName } from './names.js';
 import { viewIfThere } from './probe.js';
 import { DEFAULT_HOST_RECORD_DIR, localStateDir, readRecord, recordPath, writeRecord, isIscsi, type ExportRecord, type IscsiExportRecord } from './records.js';
-import type { RecordDirs, WorkflowHooks, WorkflowStep } from './types.js';
+import type { ExportOptions, RecordDirs, RunControl, WorkflowHooks, WorkflowStep } from './types.js';
 
-export interface ResizeOptions extends RecordDirs {
+export interface ResizeOptions extends RecordDirs, RunControl {
   name: string;
   /** "20G": the new size; "+4G": grown by that much. */
   size: string;
@@ -53,10 +53,7 @@ export interface ResizeOptions extends RecordDirs {
   lockTimeoutMs?: number;
   /** How long to wait for a hypervisor's host to show the new size after a rescan; default 30 s. */
   waitTimeoutMs?: number;
-  signal?: AbortSignal;
-  setLeftHint?: (hint: () => string | undefined) => void;
-  onPlan?: (steps: readonly WorkflowStep[]) => void;
-  onEvent?: (e: PlanEvent) => void;
+  setLeftHint?: ExportOptions['setLeftHint'];
   hooks?: WorkflowHooks;
 }
 

@@ -31,7 +31,7 @@ import { checkLibvirtUri } from '../names/libvirt-uri.js';
 import { sameIqn } from '../names/iscsi-name.js';
 import { formatPortal, samePortal, type Portal } from '../names/portal.js';
 import { checkAbsolutePath } from '../names/values.js';
-import { runPlan, type PlanEvent, type Step } from '../plan/plan.js';
+import { runPlan, type Step } from '../plan/plan.js';
 import { parseHostUri } from '../runner/host-uri.js';
 import type { Session } from '../runner/session.js';
 import type { Runner } from '../runner/types.js';
@@ -45,7 +45,7 @@ import { chapUser, checkExportName, diskAlias, EXPORT_NAME, poolName, secretDesc
 import { viewIfThere } from './probe.js';
 import { DEFAULT_HOST_RECORD_DIR, isIscsi, listRecords, localStateDir, type ExportRecord } from './records.js';
 import { sessionsEnd, targetGone } from './teardown.js';
-import type { RecordDirs, WorkflowStep } from './types.js';
+import type { RecordDirs, RunControl } from './types.js';
 
 /** The version of the JSON document `sweep --json` prints: fields may be added, never renamed. */
 export const SWEEP_VERSION = 1;
@@ -54,7 +54,7 @@ export const SWEEP_VERSION = 1;
 export const ORPHAN_KINDS = ['disk', 'pool', 'session', 'secret', 'multipath', 'target', 'account'] as const;
 export type OrphanKind = (typeof ORPHAN_KINDS)[number];
 
-export interface SweepOptions extends RecordDirs {
+export interface SweepOptions extends RecordDirs, RunControl {
   /** Only what was made for these exports (default: every export no record or journal owns). */
   names?: string[];
   /** More storage hosts to look at (host URIs), with the target software there (default: the one that answers). */
@@ -73,9 +73,6 @@ export interface SweepOptions extends RecordDirs {
   /** How long to wait for sessions to end (a detached disk's QEMU) before a target goes; default 15 s. */
   sessionWaitMs?: number;
   lockTimeoutMs?: number;
-  signal?: AbortSignal;
-  onPlan?: (steps: readonly WorkflowStep[]) => void;
-  onEvent?: (e: PlanEvent) => void;
 }
 
 export interface Orphan {

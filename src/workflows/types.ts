@@ -11,12 +11,21 @@ export interface RecordDirs {
   hostRecordDir?: string;
 }
 
+/** How a changing workflow's run is watched and stopped, whatever it changes. */
+export interface RunControl {
+  /** Aborting (SIGINT/SIGTERM/SIGHUP through withInterrupts): each workflow says what it does then. */
+  signal?: AbortSignal;
+  /** Called with the plan once it is built, before its first step runs. */
+  onPlan?: (steps: readonly WorkflowStep[]) => void;
+  onEvent?: (e: PlanEvent) => void;
+}
+
 /** For tests only: a way to make each step fail in turn (never reachable from the CLI). */
 export interface WorkflowHooks {
   beforeApply?(stepId: StepId | string): void | Promise<void>;
 }
 
-export interface ExportOptions extends RecordDirs {
+export interface ExportOptions extends RecordDirs, RunControl {
   /** Image file or block device on the storage host (relative: to this directory, local storage only). */
   image: string;
   /** Domain name (or UUID) on the hypervisor. */
@@ -73,13 +82,8 @@ export interface ExportOptions extends RecordDirs {
   noopOutTimeout?: number;
   /** How long to wait for LUNs/devices to appear; default 30 s. */
   waitTimeoutMs?: number;
-  /** Aborting (SIGINT/SIGTERM/SIGHUP through withInterrupts) rolls back what was done. */
-  signal?: AbortSignal;
-  /** Told what a second Ctrl-C leaves behind (withInterrupts prints it). */
+  /** Told what a second Ctrl-C leaves behind (withInterrupts prints it). Aborting rolls back what was done. */
   setLeftHint?: (hint: () => string | undefined) => void;
-  /** Called with the plan once it is built, before its first step runs. */
-  onPlan?: (steps: readonly WorkflowStep[]) => void;
-  onEvent?: (e: PlanEvent) => void;
   hooks?: WorkflowHooks;
   /** The clock for the IQN's date (tests). */
   now?: Date;
