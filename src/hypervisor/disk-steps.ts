@@ -297,6 +297,35 @@ export async function detachDisk(virsh: Virsh, view: DomainView, mark: DiskMark)
   await virsh.detachDevice(domain, deviceXml((found.live ?? found.inactive)!), where);
 }
 
+/**
+ * Gives a running domain the export's disk again, live, on the same dev: detached and
+ * attached (media: ejected and inserted), so QEMU opens the path anew. Needed when the
+ * host device behind the path was replaced (the session that made it logged out, a new
+ * login made another): QEMU keeps the gone one open and every read and write fails.
+ * `when` says, as the step runs, whether that happened; otherwise the step does nothing.
+ */
+export function replugStep(virsh: Virsh, view: DomainView, mark: DiskMark, when: () => boolean): Step {
+  const found = (): FoundDisk | undefined => findOurs(view, mark);
+  return {
+    id: 'replug',
+    host: virsh.runner.host,
+    title: `give running domain ${view.name} the disk again if this run logged in again (QEMU holds the lost session's device)`,
+    check: async () => !when() || found()?.live === undefined,
+    async apply() {
+      const f = found()!;
+      const live = f.live!;
+      if (f.media) {
+        await virsh.changeMedia(view.name, f.dev, { eject: true }, { live: true, config: false });
+        await virsh.updateDevice(view.name, deviceXml(live), { live: true, config: false });
+        return;
+      }
+      const xml = deviceXml(live);
+      await virsh.detachDevice(view.name, xml, { live: true, config: false });
+      await virsh.attachDevice(view.name, xml, { live: true, config: false });
+    },
+  };
+}
+
 const hasOurController = (info: DomainInfo): boolean => info.controllers.some((c) => c.type === 'scsi' && c.model === VIRTIO_SCSI.model && (c.index ?? 0) === VIRTIO_SCSI.index);
 
 /** A disk other than ours is on SCSI (a disk we do not model counts when its dev is sd*: it may be). */

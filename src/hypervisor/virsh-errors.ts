@@ -26,6 +26,7 @@ export type VirshFailure =
   | 'iscsi-no-target'
   | 'iscsi-connect'
   | 'no-iscsiadm'
+  | 'stale-label'
   | 'other';
 
 interface Rule {
@@ -92,6 +93,16 @@ const RULES: readonly Rule[] = [
     failure: 'no-iscsiadm',
     pattern: /iscsiadm failed .* with status '127'/,
     hint: "libvirt's iscsi pools log in with open-iscsi, which the hypervisor lacks; use an iscsi-direct pool",
+  },
+  // libvirt 9.0 with remember_owner (its default) keeps the owner a device node had, in
+  // xattrs on the node inside the domain's private /dev. When the device went away under the
+  // running domain (its session logged out while attached), that node is never released, and
+  // a new LUN that gets the same major:minor cannot be attached to this domain again.
+  // error: Requested operation is not valid: Setting different DAC user or group on /dev/disk/by-path/... which is already in use
+  {
+    failure: 'stale-label',
+    pattern: /Setting different DAC user or group on (\S+) which is already in use/,
+    hint: "libvirt still holds the label of an earlier device with this device number in the domain's /dev (a LUN that went away while attached, e.g. a session logged out under the running domain); shut the domain down and start it again (a reboot inside the guest keeps the same QEMU), then export again",
   },
 ];
 

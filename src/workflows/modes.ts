@@ -48,6 +48,12 @@ export interface ModeEntry {
   readonly sessionSettings?: Readonly<SessionSettings>;
   /** Who the target sees logged in: the host always, or QEMU only while the VM runs with the disk. */
   readonly session: 'host' | 'qemu';
+  /**
+   * The disk is the device one host session makes: a new login (after the session was lost)
+   * makes a new device, and a running domain must be given the disk again to open it.
+   * Not multipath: its map outlives its paths, so QEMU's open map stays good.
+   */
+  readonly replugAfterLogin?: boolean;
   /** Chosen without --mode in this order, where the hypervisor can (lower first). */
   readonly autoRank?: number;
   /** Why this hypervisor cannot do the mode, or undefined when it can. */
@@ -81,6 +87,7 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
     pool: 'iscsi',
     chapIn: 'libvirt-secret',
     session: 'host',
+    replugAfterLogin: true,
     sessionSettings: SINGLE_PATH_SESSION,
     autoRank: 1,
     unavailable: needsLogin('pool'),
@@ -155,6 +162,7 @@ export const MODES: Readonly<Record<ExportMode, ModeEntry>> = {
     hostLogin: true,
     chapIn: 'node-record',
     session: 'host',
+    replugAfterLogin: true,
     sessionSettings: SINGLE_PATH_SESSION,
     unavailable: needsLogin('block'),
     visible: loginVisibility,

@@ -13,13 +13,14 @@
 // killed half-way is an interrupted export that `unexport` (or repair again) finishes.
 import { PrerequisiteError, ValidationError, VirtIscsiError } from '../errors.js';
 import { Iscsiadm } from '../hypervisor/iscsiadm.js';
+import { replugStep } from '../hypervisor/disk-steps.js';
 import { loginSteps } from '../hypervisor/login.js';
 import { sameIqn } from '../names/iscsi-name.js';
 import { parsePortal, samePortal } from '../names/portal.js';
 import { checkAbsolutePath } from '../names/values.js';
 import { runPlan, sleep } from '../plan/plan.js';
 import type { Session } from '../runner/session.js';
-import { exportSteps, missingSecret, targetSpec, withHooks } from './export.js';
+import { exportSteps, markOf, missingSecret, targetSpec, withHooks } from './export.js';
 import { Journal, stillRunning } from './journal.js';
 import { MODES, type ModeEntry } from './modes.js';
 import { asIscsi, DEFAULT_HOST_RECORD_DIR, isIscsi, localStateDir, recordPool, recordSecretUsage, type ExportRecord } from './records.js';
@@ -105,6 +106,7 @@ const REDONE: Record<string, (r: ExportRecord, host: string) => string> = {
   'node-chap': (r, h) => `set CHAP in the node record of ${asIscsi(r).target} on ${h} again`,
   login: (r, h) => `logged ${h} in to ${asIscsi(r).target} again`,
   attach: (r, h) => `re-attached the export's ${r.cdrom ? 'cdrom' : 'disk'} to domain ${r.vm} on ${h}`,
+  replug: (r, h) => `gave running domain ${r.vm} on ${h} its ${r.cdrom ? 'cdrom' : 'disk'} again, on the new session's device`,
   'local-record': () => "wrote the export's record on this machine again",
 };
 const WAITS = new Set(['volume', 'device']);
@@ -270,6 +272,31 @@ function repairSteps(
   return { afterTarget, beforeStart };
 }
 
+/** The steps whose change logs a host in again: a new session, so new SCSI devices. */
+const LOGINS = new Set(['login', 'pool-session', 'pool-start']);
+
+/**
+ * After each hypervisor's attach step, a replug step that runs when this run logged that
+ * host in again and the domain runs with the disk: QEMU still holds the device the lost
+ * session had (gone: every read and write fails) until it is given the disk again.
+ */
+function withReplug(x: ResolvedExport, steps: WorkflowStep[]): WorkflowStep[] {
+  if (!x.mode.replugAfterLogin) return steps;
+  const relogged = new Set<string>();
+  const out: WorkflowStep[] = [];
+  for (const s of steps) {
+    const host = s.host;
+    if (host && LOGINS.has(s.id ?? '')) {
+      out.push({ ...s, apply: async () => { await s.apply(); relogged.add(host); } });
+      continue;
+    }
+    out.push(s);
+    const h = s.id === 'attach' ? x.hypervisors.find((v) => v.virsh.runner.host === host) : undefined;
+    if (h?.facts.view && host) out.push({ ...replugStep(h.virsh, h.facts.view, markOf(x.record), () => relogged.has(host)), id: 'replug' });
+  }
+  return out;
+}
+
 /** Runs one export's repair plan; returns what it made again. */
 async function repairOne(session: Session, k: KnownExport, o: RepairOptions, stateDir: string, hostRecordDir: string): Promise<RepairChange[]> {
   const { x, lun } = await resolveFromRecord(session, k, o, stateDir, hostRecordDir);
@@ -290,7 +317,7 @@ async function repairOne(session: Session, k: KnownExport, o: RepairOptions, sta
     if (s.id === 'target') steps.push(...extra.afterTarget);
   }
   // No rollback: every piece a step makes again is one the record names, so it stays when a later step fails.
-  const run = withHooks(steps, o.hooks).map(({ undo: _u, ...s }): WorkflowStep => s);
+  const run = withHooks(withReplug(x, steps), o.hooks).map(({ undo: _u, ...s }): WorkflowStep => s);
   o.onPlan?.(run);
   try {
     await runPlan(run, {

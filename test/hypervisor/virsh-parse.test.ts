@@ -126,6 +126,7 @@ test('every captured virsh failure is classified, with the object it names', () 
     'pool-unknown': ['no-pool', 'vit-nonexistent'],
     'secret-exists': ['secret-exists', 'vit-fcap-chap'],
     'secret-unknown': ['no-secret', '00000000-0000-4000-8000-000000000000'],
+    'stale-label': ['stale-label', '/dev/disk/by-path/ip-127.0.0.1:3260-iscsi-iqn.2026-12.localdomain.lab:pooled-lun-1'],
     'target-duplicated': ['dev-taken', 'sdh'],
     'target-not-found': ['iscsi-no-target'],
     unreachable: ['unreachable'],

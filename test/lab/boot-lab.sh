@@ -8,7 +8,7 @@
 #           then STARTED=1 when it booted the guest, STARTED=0 when it reused one
 #   stop    stops QEMU by the PID it recorded
 #   ssh     runs a command in the guest (debugging)
-# Env: LAB_CACHE=/var/tmp/virt-iscsi-lab  PORT (default: first free from 10022)  MEM=2048 CPUS=2
+# Env: LAB_CACHE=/var/tmp/virt-iscsi-lab  LAB_RUN=$LAB_CACHE/run  PORT (default: first free from 10022)  MEM=2048 CPUS=2
 #
 # -snapshot: guest writes go to a temporary overlay, the image stays as built.
 # Network: QEMU user mode with restrict=on: the guest reaches nothing (no host, no
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 LAB_CACHE=${LAB_CACHE:-/var/tmp/virt-iscsi-lab}
-RUN=$LAB_CACHE/run
+RUN=${LAB_RUN:-$LAB_CACHE/run}   # a second guest beside the first: LAB_RUN=another/dir
 STATE=$RUN/state
 HERE=$(cd "$(dirname "$0")" && pwd)
 MEM=${MEM:-2048}

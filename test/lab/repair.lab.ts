@@ -16,7 +16,12 @@ import type { IscsiExportRecord } from '../../src/workflows/records.js';
 import { labCli, labCliOk, labDomain, removeDomain, unique, useLab, type Lab } from './lab.js';
 
 const id = unique();
-const VM = `lab-rvm-${id}`;
+// Each test has its own domain. A session logged out under a running domain (what the
+// first test does on purpose) leaves libvirt's remembered owner on the gone device's node
+// in that domain's private /dev, and libvirt then refuses any later LUN that gets the same
+// device number for that domain ("Setting different DAC user or group ... already in use")
+// until it is started anew; virt-iscsi names that in its error (see virsh-errors.ts).
+const VMS = ['a', 'b', 'c'].map((n) => `lab-rvm-${id}-${n}`);
 const DIR = `/var/lib/lab-repair-${id}`;
 const RECORDS = `${DIR}/records`;
 const PORTAL = '127.0.0.1:3260';
@@ -39,7 +44,7 @@ describe('repair and sweep with a real open-iscsi session (block mode) in the la
   let env: Record<string, string>;
   let startedTgt = false;
 
-  async function snapshot(): Promise<Record<string, string>> {
+  async function snapshot(vm: string): Promise<Record<string, string>> {
     const out = async (argv: string[]): Promise<string> => {
       const r = await lab.runner.run(argv);
       return `${r.exitCode} ${r.stdout}${r.stderr}`;
@@ -47,8 +52,8 @@ describe('repair and sweep with a real open-iscsi session (block mode) in the la
     const texts = await Promise.all([
       out(['iscsiadm', '-m', 'session']),
       out(['iscsiadm', '-m', 'node']),
-      out(['virsh', 'dumpxml', '--inactive', VM]),
-      out(['virsh', 'domblklist', VM]),
+      out(['virsh', 'dumpxml', '--inactive', vm]),
+      out(['virsh', 'domblklist', vm]),
       out(['tgtadm', '--lld', 'iscsi', '--op', 'show', '--mode', 'target']),
       out(['tgtadm', '--lld', 'iscsi', '--op', 'show', '--mode', 'account']),
       out(['ls', '-A', '/etc/tgt/conf.d']),
@@ -67,6 +72,12 @@ describe('repair and sweep with a real open-iscsi session (block mode) in the la
     const r = await lab.runner.run(['iscsiadm', '-m', 'session']);
     return r.stdout.split('\n').filter((l) => l.includes(iqn));
   };
+  /** The device numbers (major:minor) of the block devices the domain's QEMU has open. */
+  const qemuHolds = async (vm: string): Promise<string[]> => {
+    const out = await lab.sh(['sh', '-c', `p=$(cat /run/libvirt/qemu/${vm}.pid) && for f in /proc/$p/fd/*; do stat -L -c '%F %t:%T' "$f"; done 2>/dev/null | sed -n 's/^block special file //p' | sort -u`]);
+    return out.split('\n').filter(Boolean);
+  };
+  const numberOf = async (dev: string): Promise<string> => (await lab.sh(['stat', '-L', '-c', '%t:%T', dev])).trim();
   const tidOf = async (iqn: string): Promise<string> =>
     new RegExp(`^Target (\\d+): ${iqn.replace(/\./g, '\\.')}$`, 'm').exec(await lab.sh(['tgtadm', '--lld', 'iscsi', '--op', 'show', '--mode', 'target']))![1]!;
 
@@ -76,7 +87,6 @@ describe('repair and sweep with a real open-iscsi session (block mode) in the la
     state = mkdtempSync(join(tmpdir(), 'lab-repair-'));
     env = { XDG_STATE_HOME: state };
     await lab.sh(['mkdir', '-p', DIR, RECORDS]);
-    await labDomain(lab, VM);
     startedTgt = (await lab.runner.run(['systemctl', 'is-active', '--quiet', 'tgt'])).exitCode !== 0;
     if (startedTgt) await lab.sh(['systemctl', 'start', 'tgt']);
   });
@@ -87,7 +97,7 @@ describe('repair and sweep with a real open-iscsi session (block mode) in the la
       for (const f of (await lab.runner.run(['ls', RECORDS])).stdout.split('\n').filter((x) => x.endsWith('.json'))) {
         await labCli(lab, ['unexport', f.replace(/\.json$/, ''), '--storage', lab.uri, '--host-records', RECORDS, '--force'], env);
       }
-      await removeDomain(lab, VM);
+      for (const vm of VMS) await removeDomain(lab, vm);
       await lab.sh(['rm', '-rf', DIR]);
       if (startedTgt) await lab.sh(['systemctl', 'stop', 'tgt']);
       rmSync(state, { recursive: true, force: true });
@@ -97,8 +107,10 @@ describe('repair and sweep with a real open-iscsi session (block mode) in the la
   });
 
   test('repair: a lost session, then a lost session and node record, logged in again; the device has its serial', async () => {
-    const before = await snapshot();
-    const image = `${DIR}/data.img`;
+    const VM = VMS[0]!;
+    await labDomain(lab, VM);
+    const before = await snapshot(VM);
+    const image = `${DIR}/data-${id}.img`;
     await lab.sh(['truncate', '-s', '16M', image]);
     const x = await exportIt([image, '--vm', VM, '--mode', 'block']);
     const dev = `/dev/disk/by-path/ip-${PORTAL}-iscsi-${x.target}-lun-1`;
@@ -112,33 +124,42 @@ describe('repair and sweep with a real open-iscsi session (block mode) in the la
     assert.ok(st.problems.some((p) => p.includes(`${dev} is not there`)), st.problems.join('; '));
     let r = await repair(x.name);
     assert.equal(r.outcome, 'repaired', `${r.error ?? ''} ${r.problems.join('; ')}`);
-    assert.deepEqual(r.changes.map((c) => c.step), ['login']);
+    assert.deepEqual(r.changes.map((c) => c.step), ['login', 'replug']);
     assert.equal((await sessionsOf(x.target)).length, 1, 'logged in again, once');
+    // QEMU opened the new session's device (the old one stays gone, held only until the replug).
+    assert.deepEqual(await qemuHolds(VM), [await numberOf(dev)], 'QEMU holds the device the new session made');
     assert.equal((await lab.sh(['lsblk', '--nodeps', '--noheadings', '--output', 'SERIAL', dev])).trim(), x.serial);
     st = await status(x.name);
     assert.equal(st.healthy, true, st.problems.join('; '));
+
+    // A new QEMU, so a new private /dev, for the second loss: libvirt refuses this QEMU a
+    // device number that went away under it (see VMS), and the next login may get that one.
+    await lab.sh(['virsh', 'destroy', VM]);
+    await lab.sh(['virsh', 'start', VM]);
+    assert.deepEqual(await qemuHolds(VM), [await numberOf(dev)], 'the started domain opened the device from its definition');
 
     // The session and the node record gone: discovery makes the record again, then the login.
     await iscsiadm('-m', 'node', '-T', x.target, '-p', PORTAL, '--logout');
     await iscsiadm('-m', 'node', '-T', x.target, '-p', PORTAL, '-o', 'delete');
     r = await repair(x.name);
     assert.equal(r.outcome, 'repaired', `${r.error ?? ''} ${r.problems.join('; ')}`);
-    assert.deepEqual(r.changes.map((c) => c.step), ['node', 'login']);
+    assert.deepEqual(r.changes.map((c) => c.step), ['node', 'login', 'replug']);
+    assert.deepEqual(await qemuHolds(VM), [await numberOf(dev)], 'QEMU holds the device the new session made');
     assert.match(await iscsiadm('-m', 'node'), new RegExp(`${PORTAL.replace(/\./g, '\\.')},\\d+ ${x.target.replace(/\./g, '\\.')}`));
     assert.equal((await status(x.name)).healthy, true);
     const again = await repair(x.name);
     assert.deepEqual([again.outcome, again.changes], ['healthy', []], 'a second repair changes nothing');
 
     await labCliOk(lab, ['unexport', x.name, '--host-records', RECORDS], env);
-    assert.deepEqual(await snapshot(), before);
+    assert.deepEqual(await snapshot(VM), before);
+    await removeDomain(lab, VM);
   });
 
-  // Run, and reported as TODO while it fails: after the first test, libvirt in the guest refuses
-  // this test's attach ("Setting different DAC user or group on /dev/disk/by-path/... which is
-  // already in use"); not understood yet.
-  test('repair: an iscsi pool left running without its session logs in again on its node record', { todo: 'libvirt DAC "already in use" on the second attach in the guest' }, async () => {
-    const before = await snapshot();
-    const image = `${DIR}/pooled.img`;
+  test('repair: an iscsi pool left running without its session logs in again on its node record', async () => {
+    const VM = VMS[1]!;
+    await labDomain(lab, VM);
+    const before = await snapshot(VM);
+    const image = `${DIR}/pooled-${id}.img`;
     await lab.sh(['truncate', '-s', '16M', image]);
     const x = await exportIt([image, '--vm', VM, '--mode', 'pool']);
     const dev = `/dev/disk/by-path/ip-${PORTAL}-iscsi-${x.target}-lun-1`;
@@ -148,20 +169,21 @@ describe('repair and sweep with a real open-iscsi session (block mode) in the la
     assert.equal(st.health.session, 'missing', st.problems.join('; '));
     const r = await repair(x.name);
     assert.equal(r.outcome, 'repaired', `${r.error ?? ''} ${r.problems.join('; ')}`);
-    assert.deepEqual(r.changes.map((c) => c.step), ['pool-session']);
+    assert.deepEqual(r.changes.map((c) => c.step), ['pool-session', 'replug']);
     assert.equal((await sessionsOf(x.target)).length, 1);
+    assert.deepEqual(await qemuHolds(VM), [await numberOf(dev)], 'QEMU holds the device the new session made');
     assert.equal((await lab.sh(['lsblk', '--nodeps', '--noheadings', '--output', 'SERIAL', dev])).trim(), x.serial);
     assert.equal((await status(x.name)).healthy, true);
     await labCliOk(lab, ['unexport', x.name, '--host-records', RECORDS], env);
-    assert.deepEqual(await snapshot(), before);
+    assert.deepEqual(await snapshot(VM), before);
+    await removeDomain(lab, VM);
   });
 
-  // Run, and reported as TODO while it fails: after the first test, libvirt in the guest refuses
-  // this test's attach ("Setting different DAC user or group on /dev/disk/by-path/... which is
-  // already in use"); not understood yet.
-  test('sweep: the session and node record of a deleted target are logged out and deleted (no retrying for ever), the disk and tgt record go', { todo: 'libvirt DAC "already in use" on the second attach in the guest' }, async () => {
-    const before = await snapshot();
-    const image = `${DIR}/gone.img`;
+  test('sweep: the session and node record of a deleted target are logged out and deleted (no retrying for ever), the disk and tgt record go', async () => {
+    const VM = VMS[2]!;
+    await labDomain(lab, VM);
+    const before = await snapshot(VM);
+    const image = `${DIR}/gone-${id}.img`;
     await lab.sh(['truncate', '-s', '8M', image]);
     const x = await exportIt([image, '--vm', VM, '--mode', 'block']);
     // The target deleted by hand under the logged-in initiator, and every record of the export lost.
@@ -173,13 +195,14 @@ describe('repair and sweep with a real open-iscsi session (block mode) in the la
     const args = ['sweep', x.name, '--storage', lab.uri, '--hypervisor', lab.uri, '--host-records', RECORDS, '--json'];
     const listed = JSON.parse(await labCliOk(lab, args, env)) as SweepDoc;
     assert.deepEqual(listed.orphans.map((o) => o.kind).sort(), ['disk', 'session', 'target'], JSON.stringify(listed, null, 1));
-    assert.match(listed.orphans.find((o) => o.kind === 'session')!.detail, /session and node record of .* a target the portal no longer offers/);
+    assert.match(listed.orphans.find((o) => o.kind === 'session')!.detail, /session and node record of .* a target this sweep removes/);
     const swept = JSON.parse(await labCliOk(lab, [...args, '--yes'], env)) as SweepDoc;
     assert.deepEqual(swept.orphans.filter((o) => !o.removed), [], JSON.stringify(swept, null, 1));
     assert.deepEqual(await sessionsOf(x.target), [], 'no session left retrying');
     assert.doesNotMatch((await lab.runner.run(['iscsiadm', '-m', 'node'])).stdout, new RegExp(x.target.replace(/\./g, '\\.')));
-    assert.deepEqual(await snapshot(), before);
+    assert.deepEqual(await snapshot(VM), before);
     const again = JSON.parse(await labCliOk(lab, args, env)) as SweepDoc;
     assert.deepEqual(again.orphans, []);
+    await removeDomain(lab, VM);
   });
 });

@@ -16,7 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LAB=test/lab
-CONSOLE=${LAB_CACHE:-/var/tmp/virt-iscsi-lab}/run/console.log
+CONSOLE=${LAB_RUN:-${LAB_CACHE:-/var/tmp/virt-iscsi-lab}/run}/console.log
 declare -a PHASES=()
 now() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }

@@ -50,17 +50,19 @@ test('templates: the VM domain is valid for libvirt, and a real libvirtd defines
   virtXmlValidate(xml, 'domain');
   virtXmlValidate(template('vm-domain.xml'), 'domain');
   const stop = await ensureLibvirtd();
-  t.after(stop);
   const dir = tempDir(t, 'domain');
   const name = `vit-tpl-${randomBytes(3).toString('hex')}`;
+  // One hook, in this order: after hooks run first-registered first, and a libvirtd stopped
+  // before the destroy would leave the domain's QEMU running.
+  t.after(async () => {
+    spawnSync('virsh', ['-c', LIBVIRT_URI, 'destroy', name]);
+    spawnSync('virsh', ['-c', LIBVIRT_URI, 'undefine', name]);
+    await stop();
+  });
   const file = join(dir, 'domain.xml');
   writeFileSync(file, xml.replace('<name>virt-iscsi-vm</name>', `<name>${name}</name>`));
   const virsh = (...args: string[]): string => execFileSync('virsh', ['-c', LIBVIRT_URI, ...args], { encoding: 'utf8' });
   virsh('define', file);
-  t.after(() => {
-    spawnSync('virsh', ['-c', LIBVIRT_URI, 'destroy', name]);
-    spawnSync('virsh', ['-c', LIBVIRT_URI, 'undefine', name]);
-  });
   virsh('start', name);
   assert.match(virsh('domstate', name), /running/);
   const live = virsh('dumpxml', name);
