@@ -305,23 +305,23 @@ export async function detachDisk(virsh: Virsh, view: DomainView, mark: DiskMark)
  * `when` says, as the step runs, whether that happened; otherwise the step does nothing.
  */
 export function replugStep(virsh: Virsh, view: DomainView, mark: DiskMark, when: () => boolean): Step {
-  const found = (): FoundDisk | undefined => findOurs(view, mark);
+  // The view is the domain as the run found it: the disk it runs with then is the one QEMU holds.
+  const found = findOurs(view, mark);
+  const live = { live: true, config: false };
   return {
     id: 'replug',
     host: virsh.runner.host,
     title: `give running domain ${view.name} the disk again if this run logged in again (QEMU holds the lost session's device)`,
-    check: async () => !when() || found()?.live === undefined,
+    check: async () => !when() || found?.live === undefined,
     async apply() {
-      const f = found()!;
-      const live = f.live!;
-      if (f.media) {
-        await virsh.changeMedia(view.name, f.dev, { eject: true }, { live: true, config: false });
-        await virsh.updateDevice(view.name, deviceXml(live), { live: true, config: false });
+      const xml = deviceXml(found!.live!);
+      if (found!.media) {
+        await virsh.changeMedia(view.name, found!.dev, { eject: true }, live);
+        await virsh.updateDevice(view.name, xml, live);
         return;
       }
-      const xml = deviceXml(live);
-      await virsh.detachDevice(view.name, xml, { live: true, config: false });
-      await virsh.attachDevice(view.name, xml, { live: true, config: false });
+      await virsh.detachDevice(view.name, xml, live);
+      await virsh.attachDevice(view.name, xml, live);
     },
   };
 }
